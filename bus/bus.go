@@ -1,0 +1,234 @@
+// Package bus is the event plane's only door to NATS: it connects (to the embedded server or an
+// external cluster), ensures the streams and the context fan-in, publishes events, and opens the
+// feed of events one SSE connection follows.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsd/eventsd/routing"
+)
+
+// Sentinel errors of the bus.
+var (
+	// ErrUnavailable is returned when NATS or JetStream cannot be reached.
+	ErrUnavailable = errors.New("bus: NATS unavailable")
+	// ErrCursorAhead is returned for a resume cursor past the last event of its stream.
+	ErrCursorAhead = errors.New("bus: cursor is ahead of the stream")
+)
+
+// Config configures a Bus. Only URL is required.
+type Config struct {
+	// URL is one or more comma-separated NATS server URLs.
+	URL string
+	// Name is the client name shown by the NATS server; default "eventsd".
+	Name string
+	// Options are extra NATS connection options (credentials, TLS).
+	Options []nats.Option
+	// Streams are the stream settings EnsureStreams applies.
+	Streams routing.StreamOptions
+	// InactiveThreshold removes a connection's consumer this long after its process stopped
+	// asking for events; default 10s.
+	InactiveThreshold time.Duration
+	// Buffer is how many events a feed holds for a connection that is busy writing; default 64.
+	Buffer int
+	// Timeout bounds each JetStream API call made where the caller set no deadline; default 5s.
+	Timeout time.Duration
+	// Logger receives connection events; default discards.
+	Logger *slog.Logger
+}
+
+// Bus is a connection to NATS JetStream shaped for the event plane.
+type Bus struct {
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	cfg Config
+	log *slog.Logger
+
+	feeds sync.WaitGroup // every feed goroutine
+}
+
+// Connect connects to NATS. It fails if no server answers before ctx is done.
+func Connect(ctx context.Context, cfg Config) (*Bus, error) {
+	if cfg.URL == "" {
+		return nil, fmt.Errorf("%w: no URL", ErrUnavailable)
+	}
+	if cfg.Name == "" {
+		cfg.Name = "eventsd"
+	}
+	if cfg.Streams == (routing.StreamOptions{}) {
+		cfg.Streams = routing.DefaultStreamOptions
+	}
+	if cfg.InactiveThreshold <= 0 {
+		cfg.InactiveThreshold = 10 * time.Second
+	}
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = 64
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts := append([]nats.Option{
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("nats disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+	}, cfg.Options...)
+	if deadline, ok := ctx.Deadline(); ok {
+		opts = append(opts, nats.Timeout(time.Until(deadline)))
+	}
+	nc, err := nats.Connect(cfg.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: connect %s: %v", ErrUnavailable, cfg.URL, err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(cfg.Timeout))
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("bus: jetstream: %w", err)
+	}
+	return &Bus{nc: nc, js: js, cfg: cfg, log: log}, nil
+}
+
+// EnsureStreams creates the event plane's streams, or updates them to the configured settings.
+// It is idempotent, and it sets up the context fan-in through the JetStream API, so it works the
+// same against a cluster that eventsd does not operate.
+func (b *Bus) EnsureStreams(ctx context.Context) error {
+	for _, spec := range routing.Streams(b.cfg.Streams) {
+		if _, err := b.js.CreateOrUpdateStream(ctx, streamConfig(spec)); err != nil {
+			return fmt.Errorf("bus: ensure stream %s: %w", spec.Name, err)
+		}
+	}
+	return nil
+}
+
+func streamConfig(spec routing.StreamSpec) jetstream.StreamConfig {
+	cfg := jetstream.StreamConfig{
+		Name:         spec.Name,
+		Subjects:     spec.Subjects,
+		Storage:      jetstream.FileStorage,
+		Retention:    jetstream.LimitsPolicy,
+		Discard:      jetstream.DiscardOld,
+		MaxAge:       spec.MaxAge,
+		MaxBytes:     spec.MaxBytes,
+		MaxMsgs:      -1,
+		Replicas:     max(spec.Replicas, 1),
+		Duplicates:   spec.Duplicates,
+		MaxConsumers: spec.MaxConsumers,
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = -1
+	}
+	for _, m := range spec.Sources {
+		cfg.Sources = append(cfg.Sources, &jetstream.StreamSource{
+			Name: m.Stream,
+			SubjectTransforms: []jetstream.SubjectTransformConfig{
+				{Source: m.From, Destination: m.To},
+			},
+		})
+	}
+	return cfg
+}
+
+// Ack is the answer to a publish: where the event was stored.
+type Ack struct {
+	Stream    string
+	Seq       uint64
+	Duplicate bool
+}
+
+// Publish stores one event on subject. A non-empty msgID de-duplicates retries within the
+// streams' duplicate window.
+func (b *Bus) Publish(ctx context.Context, subject string, data []byte, msgID string) (Ack, error) {
+	var opts []jetstream.PublishOpt
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	ack, err := b.js.Publish(ctx, subject, data, opts...)
+	if err != nil {
+		return Ack{}, b.wrap("publish "+subject, err)
+	}
+	return Ack{Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// wrap marks errors that mean NATS is out of reach with ErrUnavailable.
+func (b *Bus) wrap(op string, err error) error {
+	if b.nc.Status() != nats.CONNECTED || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrConnectionClosed) {
+		return fmt.Errorf("%w: %s: %v", ErrUnavailable, op, err)
+	}
+	return fmt.Errorf("bus: %s: %w", op, err)
+}
+
+// Ready reports whether NATS is connected and every stream exists.
+func (b *Bus) Ready(ctx context.Context) error {
+	if s := b.nc.Status(); s != nats.CONNECTED {
+		return fmt.Errorf("%w: connection is %s", ErrUnavailable, s)
+	}
+	for _, spec := range routing.Streams(b.cfg.Streams) {
+		if _, err := b.js.Stream(ctx, spec.Name); err != nil {
+			return b.wrap("stream "+spec.Name, err)
+		}
+	}
+	return nil
+}
+
+// StreamState is a summary of one stream.
+type StreamState struct {
+	Name      string
+	Subjects  []string
+	Msgs      uint64
+	Bytes     uint64
+	FirstSeq  uint64
+	LastSeq   uint64
+	Consumers int
+	MaxAge    time.Duration
+}
+
+// Stream returns the current state of the named stream.
+func (b *Bus) Stream(ctx context.Context, name string) (StreamState, error) {
+	s, err := b.js.Stream(ctx, name)
+	if err != nil {
+		return StreamState{}, b.wrap("stream "+name, err)
+	}
+	info := s.CachedInfo()
+	return StreamState{
+		Name: name, Subjects: info.Config.Subjects,
+		Msgs: info.State.Msgs, Bytes: info.State.Bytes,
+		FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq,
+		Consumers: info.State.Consumers, MaxAge: info.Config.MaxAge,
+	}, nil
+}
+
+// Close waits for every feed to stop, then drains the NATS connection.
+func (b *Bus) Close() error {
+	b.feeds.Wait()
+	if b.nc.IsClosed() {
+		return nil
+	}
+	closed := make(chan struct{})
+	b.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := b.nc.Drain(); err != nil {
+		b.nc.Close()
+		return fmt.Errorf("bus: drain: %w", err)
+	}
+	<-closed
+	return nil
+}

@@ -1,0 +1,198 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/eventsd/eventsd/bus"
+	"github.com/eventsd/eventsd/embedded"
+	"github.com/eventsd/eventsd/routing"
+)
+
+// start runs an embedded JetStream server and a Bus with its streams for one test.
+func start(t testing.TB) *bus.Bus {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := bus.Connect(ctx, bus.Config{URL: srv.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if err := b.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func publish(t *testing.T, b *bus.Bus, c routing.Channel, user, typ, data string) bus.Ack {
+	t.Helper()
+	subject, err := routing.SubjectFor(c, user, typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := b.Publish(testContext(t), subject, []byte(data), "")
+	if err != nil {
+		t.Fatalf("Publish(%s): %v", subject, err)
+	}
+	return ack
+}
+
+func next(t *testing.T, f *bus.Feed) bus.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-f.Events():
+		if !ok {
+			t.Fatalf("feed ended: %v", f.Err())
+		}
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event within 10s")
+	}
+	return bus.Event{}
+}
+
+func TestEnsureStreamsIsIdempotent(t *testing.T) {
+	b := start(t)
+	ctx := testContext(t)
+	publish(t, b, routing.AGUI, "alice", "RUN_STARTED", `{"type":"RUN_STARTED"}`)
+	if err := b.EnsureStreams(ctx); err != nil {
+		t.Fatalf("second EnsureStreams: %v", err)
+	}
+	st, err := b.Stream(ctx, routing.StreamAGUI)
+	if err != nil || st.Msgs != 1 {
+		t.Fatalf("Stream(AGUI) = %+v, %v, want 1 message kept", st, err)
+	}
+	if err := b.Ready(ctx); err != nil {
+		t.Fatalf("Ready() = %v", err)
+	}
+}
+
+func TestContextFanIn(t *testing.T) {
+	b := start(t)
+	ctx := testContext(t)
+	f, err := b.Subscribe(ctx, routing.Subscription{Channel: routing.Contexts, User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	publish(t, b, routing.AGUI, "alice", "RUN_STARTED", `{"n":1}`)
+	publish(t, b, routing.A2A, "alice", "TASK_SUBMITTED", `{"n":2}`)
+	publish(t, b, routing.System, "alice", "CONTEXT_CREATED", `{"n":3}`)
+	publish(t, b, routing.AGUI, "bob", "RUN_STARTED", `{"n":4}`)
+	publish(t, b, routing.Analytics, "alice", "PAGE_VIEW", `{"n":5}`)
+	got := map[string]string{}
+	for range 3 {
+		ev := next(t, f)
+		got[ev.Subject] = string(ev.Data)
+	}
+	want := map[string]string{
+		"context.agui.alice.RUN_STARTED":       `{"n":1}`,
+		"context.a2a.alice.TASK_SUBMITTED":     `{"n":2}`,
+		"context.system.alice.CONTEXT_CREATED": `{"n":3}`,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("contexts feed = %v, want %v", got, want)
+	}
+	// A marker published last proves nothing else for alice was queued before it.
+	publish(t, b, routing.System, "alice", "MARKER", `{}`)
+	if ev := next(t, f); ev.Subject != "context.system.alice.MARKER" {
+		t.Fatalf("after the three events got %s %s, want the marker", ev.Subject, ev.Data)
+	}
+}
+
+func TestSubscribeResumesAndCleansUp(t *testing.T) {
+	b := start(t)
+	ctx := testContext(t)
+	var acks []bus.Ack
+	for i := range 5 {
+		acks = append(acks, publish(t, b, routing.AGUI, "alice", "STEP_STARTED", fmt.Sprintf(`{"i":%d}`, i)))
+	}
+	f, err := b.Subscribe(ctx, routing.Subscription{Channel: routing.AGUI, User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch := next2cursor(t, b, f).Epoch
+	f.Close()
+
+	from := routing.Cursor{Seq: acks[1].Seq, Epoch: epoch}
+	f, err = b.Subscribe(ctx, routing.Subscription{Channel: routing.AGUI, User: "alice", Cursor: &from})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Notice != nil {
+		t.Fatalf("Notice = %+v, want none", f.Notice)
+	}
+	for i := 2; i < 5; i++ {
+		if ev := next(t, f); ev.Cursor.Seq != acks[i].Seq || string(ev.Data) != fmt.Sprintf(`{"i":%d}`, i) {
+			t.Fatalf("event %d = %d %s, want seq %d", i, ev.Cursor.Seq, ev.Data, acks[i].Seq)
+		}
+	}
+	f.Close()
+	if st, err := b.Stream(ctx, routing.StreamAGUI); err != nil || st.Consumers != 0 {
+		t.Fatalf("after Close: %d consumers, %v; want 0", st.Consumers, err)
+	}
+
+	stale := routing.Cursor{Seq: 1, Epoch: epoch + 1}
+	f, err = b.Subscribe(ctx, routing.Subscription{Channel: routing.AGUI, User: "alice", Cursor: &stale})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Notice == nil || f.Notice.Reason != bus.NoticeStreamRecreated {
+		t.Fatalf("Notice = %+v, want %s", f.Notice, bus.NoticeStreamRecreated)
+	}
+	if ev := next(t, f); ev.Cursor.Seq != acks[0].Seq {
+		t.Fatalf("after a recreated-stream notice got seq %d, want the first, %d", ev.Cursor.Seq, acks[0].Seq)
+	}
+
+	ahead := routing.Cursor{Seq: 1000, Epoch: epoch}
+	if _, err := b.Subscribe(ctx, routing.Subscription{Channel: routing.AGUI, User: "alice", Cursor: &ahead}); !errors.Is(err, bus.ErrCursorAhead) {
+		t.Fatalf("Subscribe(cursor ahead) = %v, want ErrCursorAhead", err)
+	}
+}
+
+// next2cursor publishes one event and returns the cursor the open feed reports for it.
+func next2cursor(t *testing.T, b *bus.Bus, f *bus.Feed) routing.Cursor {
+	t.Helper()
+	ack := publish(t, b, routing.AGUI, "alice", "STEP_FINISHED", `{}`)
+	ev := next(t, f)
+	if ev.Cursor.Seq != ack.Seq {
+		t.Fatalf("live event seq = %d, want %d", ev.Cursor.Seq, ack.Seq)
+	}
+	return ev.Cursor
+}
+
+func Example() {
+	dir, _ := os.MkdirTemp("", "bus-example")
+	defer os.RemoveAll(dir)
+	srv, _ := embedded.Start(embedded.Options{StoreDir: dir})
+	defer srv.Shutdown()
+	ctx := context.Background()
+	b, _ := bus.Connect(ctx, bus.Config{URL: srv.ClientURL()})
+	defer b.Close()
+	_ = b.EnsureStreams(ctx)
+
+	feed, _ := b.Subscribe(ctx, routing.Subscription{Channel: routing.Contexts, User: "alice"})
+	defer feed.Close()
+	subject, _ := routing.SubjectFor(routing.AGUI, "alice", "RUN_STARTED")
+	ack, _ := b.Publish(ctx, subject, []byte(`{"type":"RUN_STARTED"}`), "")
+	ev := <-feed.Events()
+	fmt.Println(ack.Stream, ack.Seq, ev.Subject, string(ev.Data))
+	// Output: AGUI 1 context.agui.alice.RUN_STARTED {"type":"RUN_STARTED"}
+}

@@ -1,0 +1,172 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/eventsd/eventsd/routing"
+)
+
+// Event is one stored event as a connection receives it.
+type Event struct {
+	Subject string
+	Cursor  routing.Cursor
+	Data    []byte
+}
+
+// Notice reasons: why a feed does not continue exactly after the client's cursor.
+const (
+	// NoticeStreamRecreated: the cursor comes from an earlier life of the stream (it was deleted
+	// and created again, or the cursor belongs to another stream); the feed starts at the
+	// stream's first event.
+	NoticeStreamRecreated = "stream_recreated"
+	// NoticeCursorExpired: events after the cursor are no longer retained; the feed starts at
+	// the oldest event the stream still holds.
+	NoticeCursorExpired = "cursor_expired"
+)
+
+// Notice tells a resuming client that it may have missed events.
+type Notice struct {
+	Reason string
+	Cursor routing.Cursor // the cursor the client asked for
+	First  uint64         // the first sequence the stream still holds
+}
+
+// Feed is the ordered flow of one subscription's events. Its events come from a JetStream
+// consumer of its own, created by Subscribe and deleted by Close.
+type Feed struct {
+	// Notice is set when the feed does not start right after the requested cursor.
+	Notice *Notice
+
+	events chan Event
+	err    error // set before events is closed
+	cancel context.CancelFunc
+	done   chan struct{}
+	close  sync.Once
+}
+
+// Events delivers the feed's events in stream order. It is closed when the feed ends; Err says
+// why.
+func (f *Feed) Events() <-chan Event { return f.events }
+
+// Err returns the error that ended the feed, or nil if it was closed or its context ended. Call
+// it after Events is closed.
+func (f *Feed) Err() error { return f.err }
+
+// Close stops the feed, deletes its consumer and waits until both are done. It is safe to call
+// more than once.
+func (f *Feed) Close() {
+	f.close.Do(f.cancel)
+	<-f.done
+}
+
+// Subscribe opens a feed for sub. When it returns without error the consumer exists on the
+// server, so every event stored from then on reaches the feed. The feed ends when ctx is done or
+// Close is called; the caller must call Close.
+func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, error) {
+	name, err := sub.Stream()
+	if err != nil {
+		return nil, err
+	}
+	filters, err := sub.Filters()
+	if err != nil {
+		return nil, err
+	}
+	stream, err := b.js.Stream(ctx, name)
+	if err != nil {
+		return nil, b.wrap("stream "+name, err)
+	}
+	info := stream.CachedInfo()
+	epoch := uint64(info.Created.UnixNano())
+	cfg := jetstream.OrderedConsumerConfig{
+		FilterSubjects:    filters,
+		DeliverPolicy:     jetstream.DeliverNewPolicy,
+		InactiveThreshold: b.cfg.InactiveThreshold,
+		NamePrefix:        "sse-" + nuid.Next(),
+	}
+	var notice *Notice
+	if c := sub.Cursor; c != nil {
+		switch {
+		case c.Epoch != epoch:
+			notice = &Notice{Reason: NoticeStreamRecreated, Cursor: *c, First: info.State.FirstSeq}
+			cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+		case c.Seq > info.State.LastSeq:
+			return nil, fmt.Errorf("%w: cursor %s, last sequence %d", ErrCursorAhead, c, info.State.LastSeq)
+		case c.Seq+1 < info.State.FirstSeq:
+			notice = &Notice{Reason: NoticeCursorExpired, Cursor: *c, First: info.State.FirstSeq}
+			cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+		default:
+			cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+			cfg.OptStartSeq = c.Seq + 1
+		}
+	}
+	cons, err := stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return nil, b.wrap("consumer on "+name, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(b.cfg.Buffer))
+	if err != nil {
+		return nil, b.wrap("consumer on "+name, err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	f := &Feed{
+		Notice: notice,
+		events: make(chan Event, b.cfg.Buffer),
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	b.feeds.Add(1)
+	go func() {
+		defer b.feeds.Done()
+		defer close(f.done)
+		f.err = f.pump(ctx, it, epoch)
+		close(f.events)
+		it.Stop()
+		b.deleteConsumer(ctx, name, cons)
+	}()
+	return f, nil
+}
+
+// pump moves messages from the consumer into the feed until ctx ends or the consumer fails.
+func (f *Feed) pump(ctx context.Context, it jetstream.MessagesContext, epoch uint64) error {
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("%w: consumer: %v", ErrUnavailable, err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("bus: consumer: %w", err)
+		}
+		ev := Event{Subject: msg.Subject(), Cursor: routing.Cursor{Seq: meta.Sequence.Stream, Epoch: epoch}, Data: msg.Data()}
+		select {
+		case f.events <- ev:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// deleteConsumer removes a feed's consumer at once rather than waiting for the inactivity
+// threshold. The feed's context is already done, so it uses a fresh one.
+func (b *Bus) deleteConsumer(ctx context.Context, stream string, cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.Timeout)
+	defer cancel()
+	err := b.js.DeleteConsumer(ctx, stream, info.Name)
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		b.log.Warn("delete consumer", "stream", stream, "consumer", info.Name, "err", err)
+	}
+}

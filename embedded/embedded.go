@@ -1,0 +1,79 @@
+// Package embedded runs a JetStream-enabled nats-server inside the process, so that eventsd works
+// on one machine with nothing else installed, and NATS-native producers can still reach it.
+package embedded
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// ErrNotReady is returned when the server does not accept connections in time.
+var ErrNotReady = errors.New("embedded: server not ready")
+
+// Options configure the embedded server.
+type Options struct {
+	// Host is the address the server listens on for NATS clients; default 127.0.0.1.
+	Host string
+	// Port is the client port; 0 picks a free one.
+	Port int
+	// StoreDir is where JetStream keeps its files.
+	StoreDir string
+	// ReadyTimeout bounds the wait for the server to accept connections; default 10s.
+	ReadyTimeout time.Duration
+}
+
+// Server is a running embedded nats-server.
+type Server struct {
+	ns *server.Server
+}
+
+// Start starts the server and returns once it accepts client connections.
+func Start(o Options) (*Server, error) {
+	if o.StoreDir == "" {
+		return nil, errors.New("embedded: no store directory")
+	}
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	port := o.Port
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = 10 * time.Second
+	}
+	ns, err := server.NewServer(&server.Options{
+		ServerName:            "eventsd-embedded",
+		Host:                  o.Host,
+		Port:                  port,
+		JetStream:             true,
+		StoreDir:              o.StoreDir,
+		NoLog:                 true,
+		NoSigs:                true,
+		DisableShortFirstPing: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(o.ReadyTimeout) {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, fmt.Errorf("%w after %s (is %s:%d free?)", ErrNotReady, o.ReadyTimeout, o.Host, o.Port)
+	}
+	return &Server{ns: ns}, nil
+}
+
+// ClientURL is the nats:// URL clients connect to.
+func (s *Server) ClientURL() string {
+	return s.ns.ClientURL()
+}
+
+// Shutdown stops the server and waits until it has stopped.
+func (s *Server) Shutdown() {
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+}

@@ -1,0 +1,208 @@
+package routing
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestUserToken(t *testing.T) {
+	tests := []struct {
+		name, user, want string
+	}{
+		{"plain", "alice", "alice"},
+		{"dash and underscore", "a-b_C9", "a-b_C9"},
+		{"email", "alice@example.com", "~YWxpY2VAZXhhbXBsZS5jb20"},
+		{"dot", "a.b", "~YS5i"},
+		{"star", "*", "~Kg"},
+		{"gt", ">", "~Pg"},
+		{"space", "a b", "~YSBi"},
+		{"tilde", "~alice", "~fmFsaWNl"},
+		{"unicode", "ünï", "~w7xuw68"},
+		{"64 chars", strings.Repeat("a", 64), strings.Repeat("a", 64)},
+		{"65 chars", strings.Repeat("a", 65), "~" + strings.Repeat("YWFh", 21) + "YWE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := UserToken(tt.user)
+			if err != nil || got != tt.want {
+				t.Fatalf("UserToken(%q) = %q, %v, want %q", tt.user, got, err, tt.want)
+			}
+			back, err := UserFromToken(got)
+			if err != nil || back != tt.user {
+				t.Fatalf("UserFromToken(%q) = %q, %v, want %q", got, back, err, tt.user)
+			}
+		})
+	}
+}
+
+func TestUserTokenRejects(t *testing.T) {
+	for name, user := range map[string]string{
+		"empty":        "",
+		"invalid utf8": "a\xffb",
+		"too long":     strings.Repeat("x", MaxUserLen+1),
+	} {
+		if got, err := UserToken(user); !errors.Is(err, ErrInvalidUser) {
+			t.Errorf("%s: UserToken(%q) = %q, %v, want ErrInvalidUser", name, user, got, err)
+		}
+	}
+	for _, tok := range []string{"", "~", "a.b", "~YWxpY2U", "~YS5i=", "~!!", strings.Repeat("a", 65)} {
+		if got, err := UserFromToken(tok); !errors.Is(err, ErrInvalidUser) {
+			t.Errorf("UserFromToken(%q) = %q, %v, want ErrInvalidUser", tok, got, err)
+		}
+	}
+}
+
+func FuzzUserToken(f *testing.F) {
+	for _, s := range []string{"alice", "a.b", "*", ">", " ", "~x", "ü", strings.Repeat("a", 64), strings.Repeat("a", 65)} {
+		f.Add(s, "alice")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		ta, errA := UserToken(a)
+		tb, errB := UserToken(b)
+		if errA != nil {
+			return
+		}
+		if strings.ContainsAny(ta, ".*> \t\r\n") {
+			t.Fatalf("UserToken(%q) = %q: holds subject syntax", a, ta)
+		}
+		back, err := UserFromToken(ta)
+		if err != nil || back != a {
+			t.Fatalf("UserFromToken(UserToken(%q)) = %q, %v", a, back, err)
+		}
+		if errB == nil && a != b && ta == tb {
+			t.Fatalf("UserToken(%q) == UserToken(%q) == %q", a, b, ta)
+		}
+	})
+}
+
+func TestSubjectFor(t *testing.T) {
+	tests := []struct {
+		channel Channel
+		user    string
+		typ     string
+		want    string
+	}{
+		{AGUI, "alice", "RUN_STARTED", "agui.alice.RUN_STARTED"},
+		{A2A, "alice", "TASK_SUBMITTED", "a2a.alice.TASK_SUBMITTED"},
+		{System, "alice", "CONTEXT_CREATED", "context.system.alice.CONTEXT_CREATED"},
+		{Analytics, "a@b", "PAGE_VIEW", "analytics.~YUBi.PAGE_VIEW"},
+	}
+	for _, tt := range tests {
+		got, err := SubjectFor(tt.channel, tt.user, tt.typ)
+		if err != nil || got != tt.want {
+			t.Errorf("SubjectFor(%q, %q, %q) = %q, %v, want %q", tt.channel, tt.user, tt.typ, got, err, tt.want)
+		}
+	}
+	for _, bad := range []struct {
+		channel   Channel
+		user, typ string
+		want      error
+	}{
+		{Contexts, "alice", "X", ErrUnknownChannel},
+		{"nope", "alice", "X", ErrUnknownChannel},
+		{AGUI, "", "X", ErrInvalidUser},
+		{AGUI, "alice", "run_started", ErrInvalidType},
+		{AGUI, "alice", "A.B", ErrInvalidType},
+		{AGUI, "alice", "*", ErrInvalidType},
+		{AGUI, "alice", ">", ErrInvalidType},
+		{AGUI, "alice", "", ErrInvalidType},
+		{AGUI, "alice", strings.Repeat("A", MaxTypeLen+1), ErrInvalidType},
+	} {
+		if got, err := SubjectFor(bad.channel, bad.user, bad.typ); !errors.Is(err, bad.want) {
+			t.Errorf("SubjectFor(%q, %q, %q) = %q, %v, want %v", bad.channel, bad.user, bad.typ, got, err, bad.want)
+		}
+	}
+}
+
+func TestSubscriptionFilters(t *testing.T) {
+	tests := []struct {
+		sub        Subscription
+		stream     string
+		wantFilter string
+	}{
+		{Subscription{Channel: AGUI, User: "alice"}, StreamAGUI, "agui.alice.*"},
+		{Subscription{Channel: A2A, User: "a.b"}, StreamA2A, "a2a.~YS5i.*"},
+		{Subscription{Channel: Contexts, User: "alice"}, StreamContext, "context.*.alice.*"},
+		{Subscription{Channel: Analytics, User: "alice"}, StreamAnalytics, "analytics.alice.*"},
+		{Subscription{Channel: AGUI, User: "alice", Types: []string{"A", "B", "A"}}, StreamAGUI, "agui.alice.A agui.alice.B"},
+		{Subscription{Channel: Contexts, User: ">", Types: []string{"X"}}, StreamContext, "context.*.~Pg.X"},
+	}
+	for _, tt := range tests {
+		stream, err := tt.sub.Stream()
+		if err != nil || stream != tt.stream {
+			t.Errorf("%+v.Stream() = %q, %v, want %q", tt.sub, stream, err, tt.stream)
+		}
+		filters, err := tt.sub.Filters()
+		if got := strings.Join(filters, " "); err != nil || got != tt.wantFilter {
+			t.Errorf("%+v.Filters() = %q, %v, want %q", tt.sub, got, err, tt.wantFilter)
+		}
+	}
+	for _, bad := range []Subscription{
+		{Channel: System, User: "alice"},
+		{Channel: AGUI, User: ""},
+		{Channel: AGUI, User: "alice", Types: []string{"*"}},
+		{Channel: AGUI, User: "alice", Types: []string{"A.>"}},
+	} {
+		if f, err := bad.Filters(); err == nil {
+			t.Errorf("%+v.Filters() = %q, want an error", bad, f)
+		}
+	}
+}
+
+func TestProtocol(t *testing.T) {
+	for subject, want := range map[string]string{
+		"context.agui.alice.X":   "agui",
+		"context.a2a.alice.X":    "a2a",
+		"context.system.alice.X": "system",
+		"agui.alice.X":           "",
+		"context.other.alice.X":  "",
+		"context":                "",
+	} {
+		if got := Protocol(subject); got != want {
+			t.Errorf("Protocol(%q) = %q, want %q", subject, got, want)
+		}
+	}
+}
+
+func TestCursor(t *testing.T) {
+	for _, c := range []Cursor{{0, 0}, {1, 1}, {42, 1776680130123456789}, {1<<64 - 1, 1<<64 - 1}} {
+		got, err := ParseCursor(c.String())
+		if err != nil || got != c {
+			t.Errorf("ParseCursor(%q) = %+v, %v, want %+v", c.String(), got, err, c)
+		}
+	}
+	for _, s := range []string{"", "-", "1", "1-", "-1", "-1-a", "01-a", "1-0a", "1-A", "x-1", "1-1-1", "18446744073709551616-1", " 1-1", "1-1\n", strings.Repeat("9", 50)} {
+		if got, err := ParseCursor(s); !errors.Is(err, ErrInvalidCursor) {
+			t.Errorf("ParseCursor(%q) = %+v, %v, want ErrInvalidCursor", s, got, err)
+		}
+	}
+}
+
+func FuzzParseCursor(f *testing.F) {
+	for _, s := range []string{"1-1", "0-0", "42-abc", "-1", "1--1", "99999999999999999999-1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseCursor(s)
+		if err != nil {
+			return
+		}
+		if c.String() != s {
+			t.Fatalf("ParseCursor(%q).String() = %q: not canonical", s, c.String())
+		}
+	})
+}
+
+func ExampleSubjectFor() {
+	s, _ := SubjectFor(AGUI, "alice@example.com", "RUN_STARTED")
+	fmt.Println(s)
+	// Output: agui.~YWxpY2VAZXhhbXBsZS5jb20.RUN_STARTED
+}
+
+func ExampleSubscription_Filters() {
+	f, _ := Subscription{Channel: Contexts, User: "alice", Types: []string{"RUN_STARTED"}}.Filters()
+	fmt.Println(f)
+	// Output: [context.*.alice.RUN_STARTED]
+}

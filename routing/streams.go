@@ -1,0 +1,112 @@
+package routing
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Mapping copies every event stored under From into the CONTEXT stream under To. Both are
+// subject patterns ending in ">", and the tokens matched by ">" are carried over unchanged.
+type Mapping struct {
+	Stream string // the stream that holds the source events
+	From   string
+	To     string
+}
+
+// Mappings is the context fan-in: AG-UI and A2A events also appear, durably and in their source
+// order, on the contexts channel.
+var Mappings = []Mapping{
+	{Stream: StreamAGUI, From: "agui.>", To: "context.agui.>"},
+	{Stream: StreamA2A, From: "a2a.>", To: "context.a2a.>"},
+}
+
+// StreamOptions are the operator's settings shared by every stream.
+type StreamOptions struct {
+	MaxAge       time.Duration // how long an event is kept; 0 for ever
+	MaxBytes     int64         // size limit per stream in bytes; 0 or less for none
+	Replicas     int           // copies of each stream on a cluster
+	Duplicates   time.Duration // window in which Nats-Msg-Id de-duplicates
+	MaxConsumers int           // consumers per stream; one per open SSE connection
+}
+
+// DefaultStreamOptions are the settings used where the operator sets none.
+var DefaultStreamOptions = StreamOptions{
+	MaxAge:       24 * time.Hour,
+	Replicas:     1,
+	Duplicates:   2 * time.Minute,
+	MaxConsumers: 100_000,
+}
+
+// StreamSpec describes one stream: what it captures and what it copies from other streams.
+// Streams are file-backed and discard the oldest events when full.
+type StreamSpec struct {
+	Name     string
+	Subjects []string
+	Sources  []Mapping
+	StreamOptions
+}
+
+// Streams returns the four streams of the event plane with the given options.
+func Streams(o StreamOptions) []StreamSpec {
+	return []StreamSpec{
+		{Name: StreamAGUI, Subjects: []string{"agui.>"}, StreamOptions: o},
+		{Name: StreamA2A, Subjects: []string{"a2a.>"}, StreamOptions: o},
+		{Name: StreamContext, Subjects: []string{"context.system.>"}, Sources: Mappings, StreamOptions: o},
+		{Name: StreamAnalytics, Subjects: []string{"analytics.>"}, StreamOptions: o},
+	}
+}
+
+// Subscription is what one SSE connection follows: one channel of one user, optionally only
+// some event types, from after Cursor (nil: only events published from now on).
+type Subscription struct {
+	Channel Channel
+	User    string
+	Types   []string
+	Cursor  *Cursor
+}
+
+// Stream returns the stream the subscription reads.
+func (s Subscription) Stream() (string, error) {
+	if _, err := ParseStreamChannel(string(s.Channel)); err != nil {
+		return "", err
+	}
+	return StreamFor(s.Channel)
+}
+
+// Filters returns the subject filters that select exactly the subscription's events, no matter
+// what the user id contains.
+func (s Subscription) Filters() ([]string, error) {
+	var prefix string
+	switch s.Channel {
+	case AGUI:
+		prefix = "agui."
+	case A2A:
+		prefix = "a2a."
+	case Contexts:
+		prefix = "context.*."
+	case Analytics:
+		prefix = "analytics."
+	default:
+		return nil, fmt.Errorf("%w %q: want agui, a2a, contexts or analytics", ErrUnknownChannel, s.Channel)
+	}
+	tok, err := UserToken(s.User)
+	if err != nil {
+		return nil, err
+	}
+	prefix += tok + "."
+	if len(s.Types) == 0 {
+		return []string{prefix + "*"}, nil
+	}
+	filters := make([]string, 0, len(s.Types))
+	for _, t := range s.Types {
+		if err := ValidateType(t); err != nil {
+			return nil, err
+		}
+		// JetStream rejects overlapping filters, so a repeated type is kept once.
+		if f := prefix + t; !slices.Contains(filters, f) {
+			filters = append(filters, f)
+		}
+	}
+	return filters, nil
+}
