@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/eventsd/eventsd/auth"
+	"github.com/eventsd/eventsd/bus"
+	"github.com/eventsd/eventsd/embedded"
+	"github.com/eventsd/eventsd/routing"
+	"github.com/eventsd/eventsd/sse"
+)
+
+// config is everything eventsd is told on its command line or in EVENTSD_* variables.
+type config struct {
+	listen       string
+	dataDir      string
+	natsListen   string
+	natsURL      string
+	jwtSecret    string
+	heartbeat    time.Duration
+	retention    time.Duration
+	maxBody      int64
+	writeTimeout time.Duration
+	logFormat    string
+	logLevel     string
+}
+
+func flags(c *config) []cli.Flag {
+	env := func(name string) []string {
+		return []string{"EVENTSD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
+	}
+	str := func(name, value, usage string, dst *string) cli.Flag {
+		return &cli.StringFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name), Destination: dst}
+	}
+	dur := func(name string, value time.Duration, usage string, dst *time.Duration) cli.Flag {
+		return &cli.DurationFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name), Destination: dst}
+	}
+	return []cli.Flag{
+		str("listen", "127.0.0.1:8080", "HTTP address to serve on", &c.listen),
+		str("data-dir", "./data", "directory for the embedded JetStream store and the generated JWT secret", &c.dataDir),
+		str("nats-listen", "127.0.0.1:4222", "the embedded NATS server's client address (0 for a free port)", &c.natsListen),
+		str("nats-url", "", "use this external NATS server or cluster (comma-separated URLs) instead of the embedded one", &c.natsURL),
+		str("jwt-secret", "", "HS256 secret for tokens (default: generated into the data directory)", &c.jwtSecret),
+		dur("heartbeat", 15*time.Second, "idle time after which a stream gets a heartbeat frame", &c.heartbeat),
+		dur("retention", 24*time.Hour, "how long streams keep events", &c.retention),
+		&cli.Int64Flag{Name: "max-body", Value: 1 << 20, Usage: "largest ingress body in bytes", EnvVars: env("max-body"), Destination: &c.maxBody},
+		dur("write-timeout", 10*time.Second, "a stream client that takes no frame for this long is disconnected", &c.writeTimeout),
+		str("log-format", "text", "log format: text or json", &c.logFormat),
+		str("log-level", "info", "log level: debug, info, warn or error", &c.logLevel),
+	}
+}
+
+// run parses args and serves until ctx is done.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c config
+	app := &cli.App{
+		Name:      "eventsd",
+		Usage:     "real-time event plane: SSE streams of AG-UI, A2A, system and analytics events on NATS JetStream",
+		UsageText: "eventsd [--listen ADDR] [--data-dir DIR] [--nats-url URL] ...",
+		Flags:     flags(&c),
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Action: func(*cli.Context) error {
+			d, err := start(ctx, c, stdout, stderr)
+			if err != nil {
+				return err
+			}
+			<-ctx.Done()
+			return d.shutdown()
+		},
+	}
+	return app.RunContext(ctx, args)
+}
+
+// daemon is a running eventsd.
+type daemon struct {
+	httpURL       string
+	natsURL       string
+	srv           *http.Server
+	served        chan error
+	cancelStreams context.CancelFunc
+	bus           *bus.Bus
+	nats          *embedded.Server // nil with an external server
+	log           *slog.Logger
+}
+
+// start brings eventsd up: NATS, streams, HTTP.
+func start(ctx context.Context, c config, stdout, stderr io.Writer) (d *daemon, err error) {
+	log, err := newLogger(c.logFormat, c.logLevel, stderr)
+	if err != nil {
+		return nil, err
+	}
+	secret := []byte(c.jwtSecret)
+	if len(secret) == 0 {
+		if secret, err = auth.LoadOrCreateSecret(c.dataDir); err != nil {
+			return nil, err
+		}
+	}
+	d = &daemon{log: log, served: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			d.stopNATS()
+		}
+	}()
+
+	d.natsURL = c.natsURL
+	if d.natsURL == "" {
+		host, port, err := splitNATSListen(c.natsListen)
+		if err != nil {
+			return nil, err
+		}
+		d.nats, err = embedded.Start(embedded.Options{Host: host, Port: port, StoreDir: filepath.Join(c.dataDir, "jetstream")})
+		if err != nil {
+			return nil, err
+		}
+		d.natsURL = d.nats.ClientURL()
+	}
+	connectCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	streams := routing.DefaultStreamOptions
+	streams.MaxAge = c.retention
+	d.bus, err = bus.Connect(connectCtx, bus.Config{URL: d.natsURL, Streams: streams, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.bus.EnsureStreams(connectCtx); err != nil {
+		return nil, err
+	}
+
+	h := sse.NewHandler(sse.Config{
+		Broker:       d.bus,
+		Verifier:     auth.NewVerifier(secret),
+		Heartbeat:    c.heartbeat,
+		WriteTimeout: c.writeTimeout,
+		MaxBody:      c.maxBody,
+		Logger:       log,
+	})
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	streamCtx, cancelStreams := context.WithCancel(context.WithoutCancel(ctx))
+	d.cancelStreams = cancelStreams
+	d.srv = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return streamCtx },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() { d.served <- d.srv.Serve(ln) }()
+	d.httpURL = "http://" + ln.Addr().String()
+
+	fmt.Fprintf(stdout, "eventsd: HTTP on %s\n", d.httpURL)
+	if d.nats != nil {
+		fmt.Fprintf(stdout, "eventsd: embedded NATS on %s (store %s)\n", d.natsURL, filepath.Join(c.dataDir, "jetstream"))
+	} else {
+		fmt.Fprintf(stdout, "eventsd: NATS at %s\n", d.natsURL)
+	}
+	if c.jwtSecret == "" {
+		fmt.Fprintf(stdout, "eventsd: mint a token with: go run ./cmd/eventsctl token --user alice --data-dir %s\n", c.dataDir)
+	}
+	return d, nil
+}
+
+// shutdown stops accepting, ends open streams (deleting their consumers), drains NATS and stops
+// the embedded server, in that order.
+func (d *daemon) shutdown() error {
+	d.cancelStreams()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err := d.srv.Shutdown(ctx)
+	if serr := <-d.served; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return errors.Join(err, d.stopNATS())
+}
+
+func (d *daemon) stopNATS() error {
+	var err error
+	if d.bus != nil {
+		err = d.bus.Close()
+	}
+	if d.nats != nil {
+		d.nats.Shutdown()
+	}
+	return err
+}
+
+// splitNATSListen reads --nats-listen: host:port, or a bare port ("0" for a free one).
+func splitNATSListen(s string) (string, int, error) {
+	host, portText, err := net.SplitHostPort(s)
+	if err != nil {
+		host, portText = "127.0.0.1", s
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("--nats-listen %q: want host:port or a port number", s)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return host, port, nil
+}
+
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

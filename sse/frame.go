@@ -1,0 +1,76 @@
+package sse
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+
+	"github.com/eventsd/eventsd/bus"
+	"github.com/eventsd/eventsd/routing"
+)
+
+// Fixed frames. Lines end in LF only: stock AG-UI clients split frames on "\n\n".
+var (
+	heartbeatFrame = []byte("event: heartbeat\ndata: {\"type\":\"heartbeat\"}\n\n")
+)
+
+// frameWriter encodes frames into one reused buffer, so the per-event path does not allocate
+// once the buffer has grown to the largest frame.
+type frameWriter struct {
+	buf      bytes.Buffer
+	maxEvent int // payloads longer than this are skipped
+}
+
+// errSkip reports a payload that must not become a frame.
+type errSkip struct{ reason string }
+
+func (e errSkip) Error() string { return "skipped: " + e.reason }
+
+// event encodes ev as "id: <cursor>\ndata: <compact JSON>\n\n". With wrap, the data is
+// {"protocol":...,"event":...}, the protocol taken from the subject. A payload that is not
+// valid JSON, or too large, gives errSkip and leaves the buffer empty.
+func (fw *frameWriter) event(ev bus.Event, wrap bool) ([]byte, error) {
+	fw.buf.Reset()
+	if fw.maxEvent > 0 && len(ev.Data) > fw.maxEvent {
+		return nil, errSkip{"too large"}
+	}
+	b := fw.buf.AvailableBuffer()
+	b = append(b, "id: "...)
+	b = ev.Cursor.Append(b)
+	b = append(b, "\ndata: "...)
+	if wrap {
+		p := routing.Protocol(ev.Subject)
+		if p == "" {
+			return nil, errSkip{"not a contexts subject"}
+		}
+		b = append(b, `{"protocol":"`...)
+		b = append(b, p...)
+		b = append(b, `","event":`...)
+	}
+	fw.buf.Write(b)
+	// Compact both validates the payload and puts JSON that spans lines on one data line.
+	if err := json.Compact(&fw.buf, ev.Data); err != nil {
+		fw.buf.Reset()
+		return nil, errSkip{"not JSON"}
+	}
+	if wrap {
+		fw.buf.WriteByte('}')
+	}
+	fw.buf.WriteString("\n\n")
+	return fw.buf.Bytes(), nil
+}
+
+// notice encodes the frame that tells a resuming client it may have missed events.
+func (fw *frameWriter) notice(n *bus.Notice) []byte {
+	fw.buf.Reset()
+	b := fw.buf.AvailableBuffer()
+	b = append(b, "event: resync\ndata: {\"type\":\"resync\",\"reason\":"...)
+	b = strconv.AppendQuote(b, n.Reason)
+	b = append(b, `,"last_event_id":"`...)
+	b = n.Cursor.Append(b)
+	b = append(b, `","first_seq":`...)
+	b = strconv.AppendUint(b, n.First, 10)
+	b = append(b, "}\n\n"...)
+	fw.buf.Write(b)
+	return fw.buf.Bytes()
+}

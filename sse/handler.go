@@ -1,0 +1,173 @@
+// Package sse is the event plane's HTTP face: Server-Sent Event streams with heartbeat and
+// resume, event ingress, authentication, health and the connection count. It asks bus for feeds
+// and publishes through it; it never talks to NATS itself.
+package sse
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/eventsd/eventsd/auth"
+	"github.com/eventsd/eventsd/bus"
+	"github.com/eventsd/eventsd/routing"
+)
+
+// Broker is what the handler needs from the bus.
+type Broker interface {
+	// Subscribe opens the feed of one subscription; see bus.Bus.Subscribe.
+	Subscribe(ctx context.Context, sub routing.Subscription) (*bus.Feed, error)
+	// Publish stores one event on subject.
+	Publish(ctx context.Context, subject string, data []byte, msgID string) (bus.Ack, error)
+	// Ready reports whether NATS is reachable and the streams exist.
+	Ready(ctx context.Context) error
+}
+
+// Config configures a Handler. Broker and Verifier are required.
+type Config struct {
+	Broker   Broker
+	Verifier *auth.Verifier
+	// Heartbeat is the idle time after which a stream gets a heartbeat frame; default 15s.
+	Heartbeat time.Duration
+	// WriteTimeout bounds each write to a stream; a client that does not take a frame in
+	// time is disconnected. Default 10s.
+	WriteTimeout time.Duration
+	// MaxBody is the largest ingress body in bytes; default 1 MiB.
+	MaxBody int64
+	// MaxEvent is the largest stored event written to a stream; larger ones are skipped.
+	// Default 1 MiB.
+	MaxEvent int
+	// Logger receives one line per connection and skipped events; default discards.
+	Logger *slog.Logger
+}
+
+// Handler serves the event plane's HTTP API.
+type Handler struct {
+	cfg    Config
+	log    *slog.Logger
+	conns  *registry
+	router chi.Router
+	now    func() time.Time
+}
+
+// NewHandler returns the HTTP API with defaults filled in.
+func NewHandler(cfg Config) *Handler {
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 15 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 1 << 20
+	}
+	if cfg.MaxEvent <= 0 {
+		cfg.MaxEvent = 1 << 20
+	}
+	h := &Handler{cfg: cfg, log: cfg.Logger, conns: newRegistry(), now: time.Now}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	r := chi.NewRouter()
+	r.Get("/healthz", h.healthz)
+	r.Get("/readyz", h.readyz)
+	r.Get("/api/v1/stream/{channel}", h.stream)
+	r.Get("/api/v1/analytics/stream", h.stream)
+	r.Post("/api/v1/events/{channel}", h.publish)
+	r.Post("/api/v1/webhook/{channel}", h.webhook)
+	r.Get("/api/v1/connections", h.connections)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "")
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path, "")
+	})
+	h.router = r
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.router.ServeHTTP(w, r) }
+
+// Router returns the chi router, so that the caller can mount more routes (metrics, console).
+func (h *Handler) Router() chi.Router { return h.router }
+
+func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := h.cfg.Broker.Ready(ctx); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error(), "")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (h *Handler) connections(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if id.Has(auth.RoleAdmin) {
+		total, users := h.conns.snapshot()
+		writeJSON(w, http.StatusOK, map[string]any{"total": total, "users": users})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user": id.User, "count": h.conns.count(id.User)})
+}
+
+// authenticate verifies the caller's token and that its subject can name a user, or writes 401.
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (auth.Identity, bool) {
+	id, err := h.cfg.Verifier.VerifyRequest(r)
+	if err == nil {
+		_, err = routing.UserToken(id.User)
+	}
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="eventsd"`)
+		msg := err.Error()
+		if errors.Is(err, auth.ErrNoToken) {
+			msg = "no token: send Authorization: Bearer <token> or the access_token cookie"
+		}
+		writeError(w, http.StatusUnauthorized, msg, "")
+		return auth.Identity{}, false
+	}
+	return id, true
+}
+
+// errorBody is the JSON of every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, status int, msg, field string) {
+	writeJSON(w, status, errorBody{Error: msg, Field: field})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// statusOf picks the HTTP status for an error from the layers below.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, bus.ErrUnavailable):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, bus.ErrCursorAhead), errors.Is(err, routing.ErrInvalidCursor),
+		errors.Is(err, routing.ErrInvalidType), errors.Is(err, routing.ErrInvalidUser),
+		errors.Is(err, routing.ErrUnknownChannel):
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}

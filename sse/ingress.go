@@ -1,0 +1,136 @@
+package sse
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/eventsd/eventsd/auth"
+	"github.com/eventsd/eventsd/event"
+	"github.com/eventsd/eventsd/routing"
+)
+
+// inputError is a client mistake in an ingress request; field names the part at fault.
+type inputError struct {
+	status int
+	field  string
+	msg    string
+}
+
+func (e *inputError) Error() string { return e.msg }
+
+func badRequest(field, format string, args ...any) *inputError {
+	return &inputError{status: http.StatusBadRequest, field: field, msg: fmt.Sprintf(format, args...)}
+}
+
+// publish serves POST /api/v1/events/{channel}: the body is the event itself, for the caller or,
+// for service and admin callers, for the user named by ?user=.
+func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
+	h.ingest(w, r, false)
+}
+
+// webhook serves POST /api/v1/webhook/{agui,a2a}: the event carries a top-level user_id, which
+// must be the caller's own unless the caller is service or admin, and which is not stored.
+func (h *Handler) webhook(w http.ResponseWriter, r *http.Request) {
+	h.ingest(w, r, true)
+}
+
+func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, webhook bool) {
+	id, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	channel, err := routing.ParsePublishChannel(chi.URLParam(r, "channel"))
+	if err == nil && webhook && channel != routing.AGUI && channel != routing.A2A {
+		err = fmt.Errorf("%w %q: webhooks exist for agui and a2a", routing.ErrUnknownChannel, channel)
+	}
+	if err != nil {
+		writeError(w, http.StatusNotFound, err.Error(), "channel")
+		return
+	}
+	subject, body, err := h.readEvent(w, r, id, channel, webhook)
+	if err != nil {
+		var in *inputError
+		var fe *event.FieldError
+		switch {
+		case errors.As(err, &in):
+			writeError(w, in.status, in.msg, in.field)
+			return
+		case errors.As(err, &fe):
+			writeError(w, http.StatusBadRequest, fe.Msg, fe.Field)
+			return
+		}
+		writeError(w, statusOf(err), err.Error(), "")
+		return
+	}
+	ack, err := h.cfg.Broker.Publish(r.Context(), subject, body, r.Header.Get("Idempotency-Key"))
+	if err != nil {
+		h.log.Warn("publish failed", "subject", subject, "err", err)
+		writeError(w, statusOf(err), err.Error(), "")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "published", "stream": ack.Stream, "seq": ack.Seq, "duplicate": ack.Duplicate})
+}
+
+// readEvent checks an ingress request and returns the subject and the event as it is stored.
+func (h *Handler) readEvent(w http.ResponseWriter, r *http.Request, id auth.Identity, channel routing.Channel, webhook bool) (string, []byte, error) {
+	if err := checkJSONContentType(r.Header.Get("Content-Type")); err != nil {
+		return "", nil, err
+	}
+	if k := r.Header.Get("Idempotency-Key"); len(k) > 128 || strings.ContainsFunc(k, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+		return "", nil, badRequest("Idempotency-Key", "Idempotency-Key must be at most 128 printable ASCII characters")
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return "", nil, &inputError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("body over %d bytes", tooBig.Limit)}
+		}
+		return "", nil, badRequest("", "reading body: %v", err)
+	}
+	ev, err := event.Parse(raw)
+	if err != nil {
+		return "", nil, err
+	}
+
+	user := id.User
+	if webhook {
+		owner, err := ev.TakeUserID()
+		if err != nil {
+			return "", nil, err
+		}
+		if owner != id.User && !id.Privileged() {
+			return "", nil, &inputError{status: http.StatusForbidden, field: "user_id", msg: "user_id names another user; only service and admin tokens may publish for others"}
+		}
+		user = owner
+	} else if q := r.URL.Query(); q.Has("user") {
+		if q.Get("user") != id.User && !id.Privileged() {
+			return "", nil, &inputError{status: http.StatusForbidden, field: "user", msg: "only service and admin tokens may publish for another user"}
+		}
+		user = q.Get("user")
+	}
+	if _, err := routing.UserToken(user); err != nil {
+		return "", nil, badRequest("user", "%v", err)
+	}
+	if err := ev.Stamp(channel == routing.AGUI, h.now()); err != nil {
+		return "", nil, err
+	}
+	subject, err := routing.SubjectFor(channel, user, ev.Type)
+	if err != nil {
+		return "", nil, badRequest("type", "%v", err)
+	}
+	return subject, ev.Encode(), nil
+}
+
+func checkJSONContentType(ct string) error {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
+		return nil
+	}
+	return &inputError{status: http.StatusUnsupportedMediaType, field: "Content-Type", msg: fmt.Sprintf("Content-Type %q: send application/json", ct)}
+}

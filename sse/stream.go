@@ -1,0 +1,133 @@
+package sse
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/eventsd/eventsd/bus"
+	"github.com/eventsd/eventsd/routing"
+)
+
+// stream serves one SSE connection: one channel of the caller's events, live or resumed.
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	name := chi.URLParam(r, "channel")
+	if name == "" {
+		name = string(routing.Analytics)
+	}
+	channel, err := routing.ParseStreamChannel(name)
+	if err != nil {
+		writeError(w, http.StatusNotFound, err.Error(), "channel")
+		return
+	}
+	sub := routing.Subscription{Channel: channel, User: id.User}
+	if t := r.URL.Query().Get("types"); t != "" {
+		sub.Types = strings.Split(t, ",")
+		for _, typ := range sub.Types {
+			if err := routing.ValidateType(typ); err != nil {
+				writeError(w, http.StatusBadRequest, err.Error(), "types")
+				return
+			}
+		}
+	}
+	if c := lastEventID(r); c != "" {
+		cursor, err := routing.ParseCursor(c)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error(), "last_event_id")
+			return
+		}
+		sub.Cursor = &cursor
+	}
+
+	feed, err := h.cfg.Broker.Subscribe(r.Context(), sub)
+	if err != nil {
+		field := ""
+		if errors.Is(err, bus.ErrCursorAhead) {
+			field = "last_event_id"
+		}
+		writeError(w, statusOf(err), err.Error(), field)
+		return
+	}
+	defer feed.Close()
+
+	h.conns.add(id.User, 1)
+	defer h.conns.add(id.User, -1)
+	start := h.now()
+	sent, err := h.serveFeed(w, r, feed, channel == routing.Contexts)
+	h.log.Info("sse connection closed", "user", id.User, "channel", channel,
+		"duration", h.now().Sub(start).Round(time.Millisecond), "events", sent, "err", err)
+}
+
+// lastEventID returns the resume cursor: the Last-Event-ID header, else the last_event_id
+// query parameter.
+func lastEventID(r *http.Request) string {
+	if c := r.Header.Get("Last-Event-ID"); c != "" {
+		return c
+	}
+	return r.URL.Query().Get("last_event_id")
+}
+
+// serveFeed writes the feed as SSE frames until the client leaves, the feed ends or a write
+// fails. One loop owns the connection: events, heartbeats and the client's departure.
+func (h *Handler) serveFeed(w http.ResponseWriter, r *http.Request, feed *bus.Feed, wrap bool) (sent int, err error) {
+	rc := http.NewResponseController(w)
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	fw := frameWriter{maxEvent: h.cfg.MaxEvent}
+	write := func(frame []byte) error {
+		if err := rc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
+		if _, err := w.Write(frame); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	if err := write(nil); err != nil { // send the status line and headers now
+		return 0, err
+	}
+	if feed.Notice != nil {
+		if err := write(fw.notice(feed.Notice)); err != nil {
+			return 0, err
+		}
+	}
+
+	heartbeat := time.NewTimer(h.cfg.Heartbeat)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return sent, nil
+		case <-heartbeat.C:
+			if err := write(heartbeatFrame); err != nil {
+				return sent, err
+			}
+			heartbeat.Reset(h.cfg.Heartbeat)
+		case ev, ok := <-feed.Events():
+			if !ok {
+				return sent, feed.Err()
+			}
+			frame, err := fw.event(ev, wrap)
+			if err != nil {
+				h.log.Warn("event not sent", "subject", ev.Subject, "seq", ev.Cursor.Seq, "err", err)
+				continue
+			}
+			if err := write(frame); err != nil {
+				return sent, err
+			}
+			sent++
+			heartbeat.Reset(h.cfg.Heartbeat)
+		}
+	}
+}
