@@ -6,6 +6,7 @@ package event
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -64,12 +65,12 @@ func parse(raw []byte, typ string) (*Event, error) {
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, fieldError("", "body is not valid JSON: %v", err)
+			return nil, fieldError("", "body is not valid JSON: %v", jsonError(err))
 		}
 		key := tok.(string) // object keys are always strings
 		var value json.RawMessage
 		if err := dec.Decode(&value); err != nil {
-			return nil, fieldError(key, "body is not valid JSON: %v", err)
+			return nil, fieldError(key, "body is not valid JSON at field %q: %v", key, jsonError(err))
 		}
 		if seen[key] {
 			return nil, fieldError(key, "field %q appears twice", key)
@@ -104,6 +105,14 @@ func parse(raw []byte, typ string) (*Event, error) {
 		return nil, fieldError("type", "type %q: want SCREAMING_SNAKE_CASE, A-Z, 0-9 and _", ev.Type)
 	}
 	return ev, nil
+}
+
+// jsonError words a decoding error for people: encoding/json says "EOF" for a body cut short.
+func jsonError(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errors.New("unexpected end of body")
+	}
+	return err
 }
 
 // TakeUserID removes the top-level user_id field and returns it.
