@@ -7,26 +7,25 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/eventsd/eventsd/internal/testplane"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/bus"
-	"github.com/eventsd/eventsd/embedded"
 	"github.com/eventsd/eventsd/routing"
 	"github.com/eventsd/eventsd/sse"
 )
 
-var secret = []byte("test-secret")
+var secret = testplane.Secret
 
-// plane is eventsd's HTTP API on a real embedded JetStream server, plus a plain NATS client
-// for publishing and inspecting like any other NATS user would.
+// plane is eventsd's HTTP API on a real embedded JetStream server.
 type plane struct {
+	*testplane.Plane
 	url string
 	bus *bus.Bus
 	nc  *nats.Conn
@@ -34,45 +33,13 @@ type plane struct {
 }
 
 func newPlane(t testing.TB, cfg sse.Config) *plane {
-	t.Helper()
-	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	b, err := bus.Connect(ctx, bus.Config{URL: srv.ClientURL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	if err := b.EnsureStreams(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Broker = b
-	cfg.Verifier = auth.NewVerifier(secret)
-	ts := httptest.NewServer(sse.NewHandler(cfg))
-	t.Cleanup(ts.Close) // runs first: streams end before the bus closes
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &plane{url: ts.URL, bus: b, nc: nc, js: js}
+	p := testplane.Start(t, cfg)
+	return &plane{Plane: p, url: p.URL, bus: p.Bus, nc: p.NC, js: p.JS}
 }
 
 func token(t testing.TB, user string, roles ...string) string {
 	t.Helper()
-	tok, err := auth.Mint(secret, user, roles, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return testplane.Token(t, user, roles...)
 }
 
 func ctxFor(t testing.TB) context.Context {
@@ -91,23 +58,9 @@ func (p *plane) publishNATS(t testing.TB, subject, data string) uint64 {
 	return ack.Sequence
 }
 
-func (p *plane) msgs(t testing.TB, stream string) uint64 {
-	t.Helper()
-	st, err := p.bus.Stream(ctxFor(t), stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.Msgs
-}
+func (p *plane) msgs(t testing.TB, stream string) uint64 { return p.Msgs(t, stream) }
 
-func (p *plane) consumers(t testing.TB, stream string) int {
-	t.Helper()
-	st, err := p.bus.Stream(ctxFor(t), stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.Consumers
-}
+func (p *plane) consumers(t testing.TB, stream string) int { return p.Consumers(t, stream) }
 
 // client is one open SSE connection; its frames arrive on a channel read by a goroutine.
 type client struct {

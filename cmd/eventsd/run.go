@@ -97,7 +97,7 @@ type daemon struct {
 }
 
 // start brings eventsd up: NATS, streams, HTTP.
-func start(ctx context.Context, c config, stdout, stderr io.Writer) (d *daemon, err error) {
+func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, err error) {
 	log, err := newLogger(c.logFormat, c.logLevel, stderr)
 	if err != nil {
 		return nil, err
@@ -108,7 +108,7 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (d *daemon, 
 			return nil, err
 		}
 	}
-	d = &daemon{log: log, served: make(chan error, 1)}
+	d := &daemon{log: log, served: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			d.stopNATS()

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventsd/eventsd/auth"
+	"github.com/eventsd/eventsd/sse"
+)
+
+func testConfig(dir string) config {
+	return config{
+		listen: "127.0.0.1:0", dataDir: dir, natsListen: "0",
+		heartbeat: time.Minute, retention: time.Hour, maxBody: 1 << 20,
+		writeTimeout: 10 * time.Second, logFormat: "text", logLevel: "error",
+	}
+}
+
+// stream opens an SSE stream and returns a function that reads its next data frame.
+func stream(t *testing.T, url, tok, lastID string) (next func() sse.Frame, body io.ReadCloser) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url+"/api/v1/stream/agui", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("open stream: %v %v", resp, err)
+	}
+	frames := make(chan sse.Frame, 100)
+	go func() {
+		defer close(frames)
+		r := sse.NewReader(resp.Body, 1<<20)
+		for {
+			f, err := r.Next()
+			if err != nil {
+				return
+			}
+			frames <- f
+		}
+	}()
+	return func() sse.Frame {
+		t.Helper()
+		select {
+		case f, ok := <-frames:
+			if !ok {
+				return sse.Frame{}
+			}
+			return f
+		case <-time.After(10 * time.Second):
+			t.Fatal("no frame in 10s")
+			return sse.Frame{}
+		}
+	}, resp.Body
+}
+
+func post(t *testing.T, url, tok, body string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url+"/api/v1/events/agui", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("publish: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+// TestRestartKeepsEvents stores events, restarts eventsd on the same data directory, and resumes
+// a client across the restart.
+func TestRestartKeepsEvents(t *testing.T) {
+	dir := t.TempDir()
+	d, err := start(context.Background(), testConfig(dir), io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := auth.LoadSecret(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := auth.Mint(secret, "alice", nil, time.Hour)
+	next, body := stream(t, d.httpURL, tok, "")
+	for i := range 3 {
+		post(t, d.httpURL, tok, fmt.Sprintf(`{"type":"STEP_STARTED","stepName":"s%d"}`, i))
+	}
+	next()
+	second := next()
+	if err := d.shutdown(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if f := next(); !strings.Contains(f.Data, `"s2"`) {
+		t.Fatalf("third frame %+v, want step s2", f)
+	}
+	if f := next(); f != (sse.Frame{}) {
+		t.Fatalf("after shutdown the stream gave %+v, want its end", f)
+	}
+	body.Close()
+
+	d, err = start(context.Background(), testConfig(dir), io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.shutdown()
+	post(t, d.httpURL, tok, `{"type":"STEP_STARTED","stepName":"s3"}`)
+	next, body = stream(t, d.httpURL, tok, second.ID)
+	defer body.Close()
+	for _, want := range []string{"s2", "s3"} {
+		if f := next(); !strings.Contains(f.Data, `"stepName":"`+want+`"`) || f.Event != "" {
+			t.Fatalf("resumed after restart: %+v, want step %s", f, want)
+		}
+	}
+}
+
+// TestRun starts eventsd as main does, reads the addresses it prints, and stops it.
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"eventsd", "--listen", "127.0.0.1:0", "--nats-listen", "0", "--data-dir", dir, "--log-level", "error"}, pw, io.Discard)
+		pw.Close()
+	}()
+	lines := bufio.NewScanner(pr)
+	var printed []string
+	for len(printed) < 3 && lines.Scan() {
+		printed = append(printed, lines.Text())
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	url := regexp.MustCompile(`http://[0-9.:]+`).FindString(strings.Join(printed, "\n"))
+	if url == "" || !strings.Contains(printed[1], "nats://127.0.0.1:") || !strings.Contains(printed[2], "eventsctl token --user alice --data-dir "+dir) {
+		t.Fatalf("eventsd printed %q, want the HTTP and NATS addresses and the token command", printed)
+	}
+	resp, err := http.Get(url + "/readyz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("readyz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run returned %v after cancel, want nil", err)
+	}
+
+	for _, args := range [][]string{
+		{"eventsd", "--log-format", "xml"},
+		{"eventsd", "--nats-listen", "nope", "--data-dir", dir},
+		{"eventsd", "--nats-url", "nats://127.0.0.1:1", "--data-dir", dir},
+	} {
+		if err := run(context.Background(), args, io.Discard, io.Discard); err == nil {
+			t.Errorf("run(%v) = nil, want an error", args)
+		}
+	}
+}

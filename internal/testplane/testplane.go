@@ -1,0 +1,99 @@
+// Package testplane starts the event plane for tests: a real embedded JetStream server, a Bus
+// with its streams, and the HTTP API on a loopback port.
+package testplane
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsd/eventsd/auth"
+	"github.com/eventsd/eventsd/bus"
+	"github.com/eventsd/eventsd/embedded"
+	"github.com/eventsd/eventsd/sse"
+
+	"net/http/httptest"
+)
+
+// Secret signs every token of a test plane.
+var Secret = []byte("test-secret")
+
+// Plane is a running event plane plus a plain NATS client, for publishing and inspecting as
+// any NATS user would.
+type Plane struct {
+	URL     string // the HTTP API
+	NATSURL string
+	Bus     *bus.Bus
+	NC      *nats.Conn
+	JS      jetstream.JetStream
+}
+
+// Start runs a plane until the test ends. cfg's Broker and Verifier are filled in.
+func Start(t testing.TB, cfg sse.Config) *Plane {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := bus.Connect(ctx, bus.Config{URL: srv.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if err := b.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Broker = b
+	cfg.Verifier = auth.NewVerifier(Secret)
+	ts := httptest.NewServer(sse.NewHandler(cfg))
+	t.Cleanup(ts.Close) // runs before the bus closes: streams end first
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Plane{URL: ts.URL, NATSURL: srv.ClientURL(), Bus: b, NC: nc, JS: js}
+}
+
+// Token mints a token for user, valid for an hour.
+func Token(t testing.TB, user string, roles ...string) string {
+	t.Helper()
+	tok, err := auth.Mint(Secret, user, roles, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// Msgs returns how many events a stream holds.
+func (p *Plane) Msgs(t testing.TB, stream string) uint64 {
+	t.Helper()
+	return p.state(t, stream).Msgs
+}
+
+// Consumers returns how many consumers a stream has.
+func (p *Plane) Consumers(t testing.TB, stream string) int {
+	t.Helper()
+	return p.state(t, stream).Consumers
+}
+
+func (p *Plane) state(t testing.TB, stream string) bus.StreamState {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := p.Bus.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
