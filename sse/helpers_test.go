@@ -198,15 +198,6 @@ func (p *plane) post(t testing.TB, path, tok, contentType, body string) (int, ma
 	return resp.StatusCode, answer
 }
 
-func mustSubject(t testing.TB, c routing.Channel, user, typ string) string {
-	t.Helper()
-	s, err := routing.SubjectFor(c, user, typ)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func jsonOf(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
