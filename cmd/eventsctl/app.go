@@ -160,7 +160,7 @@ func publishCmd(c *cli.Context) error {
 	return err
 }
 
-func publishNATS(ctx context.Context, natsURL string, ch routing.Channel, user string, ev *event.Event) (uint64, error) {
+func publishNATS(ctx context.Context, natsURL string, ch routing.Channel, user string, ev *event.Raw) (uint64, error) {
 	subject, err := routing.SubjectFor(ch, user, ev.Type)
 	if err != nil {
 		return 0, err

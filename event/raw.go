@@ -28,9 +28,9 @@ func fieldError(field, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// Event is an event as its top-level fields, in the producer's order, so that unknown fields
+// Raw is an event as its top-level fields, in the producer's order, so that unknown fields
 // survive untouched.
-type Event struct {
+type Raw struct {
 	Type      string
 	timestamp json.RawMessage
 	fields    []field // every field but type and timestamp
@@ -42,16 +42,16 @@ type field struct {
 }
 
 // Parse reads a JSON object with a valid "type".
-func Parse(raw []byte) (*Event, error) {
+func Parse(raw []byte) (*Raw, error) {
 	return parse(raw, "")
 }
 
 // ParseAs reads a JSON object of type typ: its "type", if it has one, must be typ.
-func ParseAs(raw []byte, typ string) (*Event, error) {
+func ParseAs(raw []byte, typ string) (*Raw, error) {
 	return parse(raw, typ)
 }
 
-func parse(raw []byte, typ string) (*Event, error) {
+func parse(raw []byte, typ string) (*Raw, error) {
 	if !utf8.Valid(raw) {
 		return nil, fieldError("", "body is not valid UTF-8")
 	}
@@ -60,7 +60,7 @@ func parse(raw []byte, typ string) (*Event, error) {
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil, fieldError("", "body is not a JSON object")
 	}
-	ev := &Event{}
+	ev := &Raw{}
 	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
@@ -116,7 +116,7 @@ func jsonError(err error) error {
 }
 
 // TakeUserID removes the top-level user_id field and returns it.
-func (ev *Event) TakeUserID() (string, error) {
+func (ev *Raw) TakeUserID() (string, error) {
 	for i, f := range ev.fields {
 		if f.key != "user_id" {
 			continue
@@ -133,7 +133,7 @@ func (ev *Event) TakeUserID() (string, error) {
 
 // Stamp checks or fills the timestamp: epoch milliseconds on AG-UI events (an RFC 3339 string
 // is converted), an RFC 3339 string elsewhere.
-func (ev *Event) Stamp(epochMillis bool, now time.Time) error {
+func (ev *Raw) Stamp(epochMillis bool, now time.Time) error {
 	if ev.timestamp == nil {
 		if epochMillis {
 			ev.timestamp = strconv.AppendInt(nil, now.UnixMilli(), 10)
@@ -167,7 +167,7 @@ func (ev *Event) Stamp(epochMillis bool, now time.Time) error {
 
 // Encode writes the event compactly: type, timestamp (when it has one), then the other fields in
 // their order.
-func (ev *Event) Encode() []byte {
+func (ev *Raw) Encode() []byte {
 	var buf bytes.Buffer
 	buf.WriteString(`{"type":`)
 	buf.Write(strconv.AppendQuote(nil, ev.Type))

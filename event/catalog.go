@@ -1,0 +1,328 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/eventsd/eventsd/routing"
+)
+
+// Event is one typed event of the catalog. Its JSON is the wire form: "type" first, then
+// "timestamp", then the payload fields.
+type Event interface {
+	// EventType is the event's "type", e.g. "RUN_STARTED".
+	EventType() string
+	// Channel is the channel the event is published on.
+	Channel() routing.Channel
+}
+
+// withType writes v's JSON object with "type" in front. v must not be an Event itself (callers
+// pass a copy of their struct as a type without methods), or it would recurse.
+func withType(typ string, v any) ([]byte, error) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(body)+len(typ)+10)
+	out = append(out, `{"type":"`...)
+	out = append(out, typ...)
+	out = append(out, '"')
+	if len(body) > 2 {
+		out = append(out, ',')
+	}
+	return append(out, body[1:]...), nil
+}
+
+// Encode returns ev's wire JSON, with its timestamp set to now when it has none.
+func Encode(ev Event, now time.Time) ([]byte, error) {
+	v := reflect.New(reflect.TypeOf(ev)).Elem()
+	v.Set(reflect.ValueOf(ev))
+	if ts := v.FieldByName("Timestamp"); ts.IsValid() && ts.IsZero() {
+		switch ts.Interface().(type) {
+		case int64:
+			ts.SetInt(now.UnixMilli())
+		case time.Time:
+			ts.Set(reflect.ValueOf(now.UTC()))
+		}
+	}
+	return json.Marshal(v.Interface())
+}
+
+// registry maps channel and type to the Go type of the event.
+var registry = map[routing.Channel]map[string]reflect.Type{}
+
+func register(events ...Event) {
+	for _, ev := range events {
+		m := registry[ev.Channel()]
+		if m == nil {
+			m = map[string]reflect.Type{}
+			registry[ev.Channel()] = m
+		}
+		m[ev.EventType()] = reflect.TypeOf(ev)
+	}
+}
+
+// Types returns the event types of a channel, sorted.
+func Types(c routing.Channel) []string {
+	var types []string
+	for t := range registry[c] {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	return types
+}
+
+// New returns a zero value of the catalog's type for channel c and type typ, or false.
+func New(c routing.Channel, typ string) (Event, bool) {
+	t, ok := registry[c][typ]
+	if !ok {
+		return nil, false
+	}
+	return reflect.New(t).Elem().Interface().(Event), true
+}
+
+// Decode reads an event of channel c from its wire JSON into its catalog type.
+func Decode(c routing.Channel, data []byte) (Event, error) {
+	raw, err := Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := raw.Validate(c); err != nil {
+		return nil, err
+	}
+	t := registry[c][raw.Type]
+	p := reflect.New(t)
+	if err := json.Unmarshal(data, p.Interface()); err != nil {
+		return nil, fieldError("", "decoding %s: %v", raw.Type, err)
+	}
+	return p.Elem().Interface().(Event), nil
+}
+
+// Validate checks the event against the catalog of channel c: a known type, every required
+// field present, and every known field of the right JSON type. Unknown fields are allowed.
+func (r *Raw) Validate(c routing.Channel) error {
+	t, ok := registry[c][r.Type]
+	if !ok {
+		return fieldError("type", "unknown %s event type %q: want one of %s", c, r.Type, strings.Join(Types(c), ", "))
+	}
+	fields := make(map[string]json.RawMessage, len(r.fields))
+	for _, f := range r.fields {
+		fields[f.key] = f.value
+	}
+	return validateObject("", fields, specOf(t))
+}
+
+// fieldSpec is what the catalog says about one JSON field, derived from the Go struct.
+type fieldSpec struct {
+	name     string
+	kind     kind
+	required bool     // present and not null
+	nullable bool     // null allowed (pointer fields)
+	enum     []string // allowed string values
+	elem     *fieldSpec
+	object   []fieldSpec // for kindObject from a struct
+}
+
+type kind int
+
+const (
+	kindAny kind = iota
+	kindString
+	kindInteger
+	kindNumber
+	kindBool
+	kindObject
+	kindArray
+	kindTime // RFC 3339 string
+	kindID   // string, number or null (JSON-RPC id)
+)
+
+func (k kind) String() string {
+	return [...]string{"any JSON value", "a string", "an integer", "a number", "a boolean", "an object", "an array", "an RFC 3339 string", "a string, number or null"}[k]
+}
+
+var specs sync.Map // reflect.Type -> []fieldSpec
+
+func specOf(t reflect.Type) []fieldSpec {
+	if s, ok := specs.Load(t); ok {
+		return s.([]fieldSpec)
+	}
+	var out []fieldSpec
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous {
+			out = append(out, specOf(f.Type)...)
+			continue
+		}
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" || name == "timestamp" {
+			continue
+		}
+		s := typeSpec(f.Type, f.Tag)
+		s.name = name
+		s.required = !strings.Contains(opts, "omitempty") && f.Type.Kind() != reflect.Pointer
+		if s.kind == kindID {
+			s.required = false
+		}
+		out = append(out, s)
+	}
+	specs.Store(t, out)
+	return out
+}
+
+var (
+	rawType  = reflect.TypeOf(json.RawMessage(nil))
+	timeType = reflect.TypeOf(time.Time{})
+)
+
+func typeSpec(t reflect.Type, tag reflect.StructTag) fieldSpec {
+	var s fieldSpec
+	if t.Kind() == reflect.Pointer {
+		s.nullable = true
+		t = t.Elem()
+	}
+	if e := tag.Get("enum"); e != "" {
+		s.enum = strings.Split(e, ",")
+	}
+	switch {
+	case t == rawType:
+		switch tag.Get("kind") {
+		case "object":
+			s.kind = kindObject
+		case "id":
+			s.kind, s.nullable = kindID, true
+		}
+	case t == timeType:
+		s.kind = kindTime
+	case t.Kind() == reflect.String:
+		s.kind = kindString
+	case t.Kind() == reflect.Bool:
+		s.kind = kindBool
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
+		s.kind = kindInteger
+	case t.Kind() == reflect.Float64 || t.Kind() == reflect.Float32:
+		s.kind = kindNumber
+	case t.Kind() == reflect.Map:
+		s.kind = kindObject
+	case t.Kind() == reflect.Struct:
+		s.kind, s.object = kindObject, specOf(t)
+	case t.Kind() == reflect.Slice:
+		elem := typeSpec(t.Elem(), reflect.StructTag(`kind:"`+tag.Get("kind")+`"`))
+		s.kind, s.elem = kindArray, &elem
+	}
+	return s
+}
+
+func validateObject(path string, fields map[string]json.RawMessage, spec []fieldSpec) error {
+	for _, f := range spec {
+		v, ok := fields[f.name]
+		if !ok {
+			if f.required {
+				return fieldError(path+f.name, "missing field %s: want %s", path+f.name, f.kind)
+			}
+			continue
+		}
+		if err := validateValue(path+f.name, v, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func validateValue(path string, v json.RawMessage, f fieldSpec) error {
+	v = bytes.TrimSpace(v)
+	got := jsonKind(v)
+	if got == 'n' {
+		if f.nullable || f.kind == kindAny {
+			return nil
+		}
+		return fieldError(path, "field %s is null: want %s", path, f.kind)
+	}
+	wrong := func() error { return fieldError(path, "field %s: want %s", path, f.kind) }
+	switch f.kind {
+	case kindString, kindTime:
+		var s string
+		if got != 's' || json.Unmarshal(v, &s) != nil {
+			return wrong()
+		}
+		if f.kind == kindTime {
+			if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
+				return wrong()
+			}
+		}
+		if f.enum != nil && !slices.Contains(f.enum, s) {
+			return fieldError(path, "field %s is %q: want one of %s", path, s, strings.Join(f.enum, ", "))
+		}
+	case kindInteger:
+		if got != 'd' || bytes.ContainsAny(v, ".eE") {
+			return wrong()
+		}
+	case kindNumber:
+		if got != 'd' {
+			return wrong()
+		}
+	case kindBool:
+		if got != 'b' {
+			return wrong()
+		}
+	case kindID:
+		if got != 's' && got != 'd' {
+			return wrong()
+		}
+	case kindObject:
+		if got != 'o' {
+			return wrong()
+		}
+		if f.object != nil {
+			var fields map[string]json.RawMessage
+			if err := json.Unmarshal(v, &fields); err != nil {
+				return wrong()
+			}
+			return validateObject(path+".", fields, f.object)
+		}
+	case kindArray:
+		if got != 'a' {
+			return wrong()
+		}
+		var items []json.RawMessage
+		if err := json.Unmarshal(v, &items); err != nil {
+			return wrong()
+		}
+		for i, item := range items {
+			if err := validateValue(fmt.Sprintf("%s[%d]", path, i), item, *f.elem); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// jsonKind classifies a JSON value by its first byte: s(tring), d(igit), b(ool), n(ull),
+// o(bject), a(rray).
+func jsonKind(v []byte) byte {
+	if len(v) == 0 {
+		return 0
+	}
+	switch c := v[0]; {
+	case c == '"':
+		return 's'
+	case c == '-' || c >= '0' && c <= '9':
+		return 'd'
+	case c == 't' || c == 'f':
+		return 'b'
+	case c == 'n':
+		return 'n'
+	case c == '{':
+		return 'o'
+	case c == '[':
+		return 'a'
+	}
+	return 0
+}
