@@ -117,6 +117,9 @@ func (h *Handler) readEvent(w http.ResponseWriter, r *http.Request, id auth.Iden
 	if _, err := routing.UserToken(user); err != nil {
 		return "", nil, badRequest("user", "%v", err)
 	}
+	if err := ev.Validate(channel); err != nil {
+		return "", nil, err
+	}
 	if err := ev.Stamp(channel == routing.AGUI, h.now()); err != nil {
 		return "", nil, err
 	}

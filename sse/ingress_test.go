@@ -35,16 +35,16 @@ func TestIngressPublishes(t *testing.T) {
 			routing.StreamAGUI, agui, `{"type":"RUN_ERROR","timestamp":1776680130123,"message":"m"}`},
 		{"agui keeps epoch ms", "/api/v1/events/agui", alice, `{"type":"RUN_ERROR","timestamp":1776680130123,"message":"m"}`,
 			routing.StreamAGUI, agui, `{"type":"RUN_ERROR","timestamp":1776680130123,"message":"m"}`},
-		{"a2a fills RFC 3339", "/api/v1/events/a2a", alice, `{"type":"TASK_SUBMITTED","taskId":"1","x":{"keep":[1,2]}}`,
-			routing.StreamA2A, a2a, `{"type":"TASK_SUBMITTED","timestamp":"<rfc3339>","taskId":"1","x":{"keep":[1,2]}}`},
+		{"a2a fills RFC 3339", "/api/v1/events/a2a", alice, `{"type":"TASK_SUBMITTED","taskId":"1","contextId":"c","agentName":"a","x":{"keep":[1,2]}}`,
+			routing.StreamA2A, a2a, `{"type":"TASK_SUBMITTED","timestamp":"<rfc3339>","taskId":"1","contextId":"c","agentName":"a","x":{"keep":[1,2]}}`},
 		{"system for a user by a service", "/api/v1/events/system?user=alice", svc, `{"type":"CONTEXT_CREATED","contextId":"c","name":"n"}`,
 			routing.StreamContext, ctxs, `{"protocol":"system","event":{"type":"CONTEXT_CREATED","timestamp":"<rfc3339>","contextId":"c","name":"n"}}`},
-		{"analytics keeps nulls", "/api/v1/events/analytics?user=alice", alice, `{"type":"PAGE_VIEW","timestamp":"2026-01-02T03:04:05Z","user_id":null}`,
-			routing.StreamAnalytics, analytics, `{"type":"PAGE_VIEW","timestamp":"2026-01-02T03:04:05Z","user_id":null}`},
+		{"analytics keeps nulls", "/api/v1/events/analytics?user=alice", alice, `{"type":"PAGE_VIEW","timestamp":"2026-01-02T03:04:05Z","session_id":"s","user_id":null}`,
+			routing.StreamAnalytics, analytics, `{"type":"PAGE_VIEW","timestamp":"2026-01-02T03:04:05Z","session_id":"s","user_id":null}`},
 		{"webhook drops user_id", "/api/v1/webhook/agui", alice, `{"type":"TEXT_MESSAGE_END","user_id":"alice","messageId":"m"}`,
 			routing.StreamAGUI, agui, `{"type":"TEXT_MESSAGE_END","timestamp":<ms>,"messageId":"m"}`},
-		{"webhook by a service", "/api/v1/webhook/a2a", svc, `{"type":"AGENT_MESSAGE","user_id":"alice","content":"hi"}`,
-			routing.StreamA2A, a2a, `{"type":"AGENT_MESSAGE","timestamp":"<rfc3339>","content":"hi"}`},
+		{"webhook by a service", "/api/v1/webhook/a2a", svc, `{"type":"AGENT_MESSAGE","user_id":"alice","taskId":"t","contextId":"c","messageId":"m","content":"hi"}`,
+			routing.StreamA2A, a2a, `{"type":"AGENT_MESSAGE","timestamp":"<rfc3339>","taskId":"t","contextId":"c","messageId":"m","content":"hi"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,7 +91,7 @@ func TestIdempotencyKey(t *testing.T) {
 	tok := token(t, "alice")
 	var seqs []any
 	for range 2 {
-		req, _ := http.NewRequest(http.MethodPost, p.url+"/api/v1/events/agui", strings.NewReader(`{"type":"X"}`))
+		req, _ := http.NewRequest(http.MethodPost, p.url+"/api/v1/events/agui", strings.NewReader(`{"type":"CUSTOM","name":"n","value":1}`))
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Idempotency-Key", "k-1")
@@ -110,7 +110,7 @@ func TestIdempotencyKey(t *testing.T) {
 // TestIngressErrors checks each bad request's status and error field, and that nothing was
 // stored.
 func TestIngressErrors(t *testing.T) {
-	p := newPlane(t, sse.Config{MaxBody: 64})
+	p := newPlane(t, sse.Config{MaxBody: 200})
 	alice := token(t, "alice")
 	tests := []struct {
 		name, path, tok, ct, body string
@@ -127,19 +127,22 @@ func TestIngressErrors(t *testing.T) {
 		{"type lower case", "/api/v1/events/agui", alice, "application/json", `{"type":"run"}`, 400, "type"},
 		{"type with subject syntax", "/api/v1/events/agui", alice, "application/json", `{"type":"A.>"}`, 400, "type"},
 		{"duplicate field", "/api/v1/events/agui", alice, "application/json", `{"type":"A","type":"B"}`, 400, "type"},
-		{"timestamp not RFC 3339", "/api/v1/events/a2a", alice, "application/json", `{"type":"A","timestamp":"yesterday"}`, 400, "timestamp"},
-		{"numeric timestamp off AG-UI", "/api/v1/events/a2a", alice, "application/json", `{"type":"A","timestamp":17}`, 400, "timestamp"},
-		{"fractional ms", "/api/v1/events/agui", alice, "application/json", `{"type":"A","timestamp":1.5}`, 400, "timestamp"},
+		{"timestamp not RFC 3339", "/api/v1/events/system", alice, "application/json", `{"type":"CONNECTED","timestamp":"yesterday","connectionId":"c"}`, 400, "timestamp"},
+		{"numeric timestamp off AG-UI", "/api/v1/events/system", alice, "application/json", `{"type":"CONNECTED","timestamp":17,"connectionId":"c"}`, 400, "timestamp"},
+		{"fractional ms", "/api/v1/events/agui", alice, "application/json", `{"type":"CUSTOM","name":"n","value":1,"timestamp":1.5}`, 400, "timestamp"},
 		{"no token", "/api/v1/events/agui", "", "application/json", `{"type":"A"}`, 401, ""},
 		{"other user without role", "/api/v1/events/agui?user=bob", alice, "application/json", `{"type":"A"}`, 403, "user"},
 		{"webhook for another user", "/api/v1/webhook/agui", alice, "application/json", `{"type":"A","user_id":"bob"}`, 403, "user_id"},
 		{"webhook without user_id", "/api/v1/webhook/agui", alice, "application/json", `{"type":"A"}`, 400, "user_id"},
 		{"webhook user_id not a string", "/api/v1/webhook/agui", alice, "application/json", `{"type":"A","user_id":7}`, 400, "user_id"},
-		{"too large", "/api/v1/events/agui", alice, "application/json", `{"type":"A","x":"` + strings.Repeat("x", 64) + `"}`, 413, ""},
+		{"too large", "/api/v1/events/agui", alice, "application/json", `{"type":"A","x":"` + strings.Repeat("x", 200) + `"}`, 413, ""},
 		{"text/plain", "/api/v1/events/agui", alice, "text/plain", `{"type":"A"}`, 415, "Content-Type"},
 		{"no content type", "/api/v1/events/agui", alice, "", `{"type":"A"}`, 415, "Content-Type"},
 		{"unknown channel", "/api/v1/events/contexts", alice, "application/json", `{"type":"A"}`, 404, "channel"},
 		{"webhook on analytics", "/api/v1/webhook/analytics", alice, "application/json", `{"type":"A","user_id":"alice"}`, 404, "channel"},
+		{"unknown type for the channel", "/api/v1/events/agui", alice, "application/json", `{"type":"TASK_SUBMITTED"}`, 400, "type"},
+		{"missing required field", "/api/v1/events/agui", alice, "application/json", `{"type":"RUN_STARTED","threadId":"t"}`, 400, "runId"},
+		{"field of the wrong type", "/api/v1/events/a2a", alice, "application/json", `{"type":"ARTIFACT_UPDATED","taskId":"t","contextId":"c","artifactId":"a","append":"yes","lastChunk":true}`, 400, "append"},
 		{"service names an invalid user", "/api/v1/events/agui?user=", token(t, "s", auth.RoleService), "application/json", `{"type":"A"}`, 400, "user"},
 	}
 	for _, tt := range tests {

@@ -144,6 +144,9 @@ func publishCmd(c *cli.Context) error {
 		return err
 	}
 	ev, err := event.ParseAs([]byte(c.String("data")), c.String("type"))
+	if err == nil {
+		err = ev.Validate(ch)
+	}
 	if err != nil {
 		return fmt.Errorf("--data: %w", err)
 	}
