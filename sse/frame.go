@@ -32,7 +32,7 @@ func (e errSkip) Error() string { return "skipped: " + e.reason }
 func (fw *frameWriter) event(ev bus.Event, wrap bool) ([]byte, error) {
 	fw.buf.Reset()
 	if fw.maxEvent > 0 && len(ev.Data) > fw.maxEvent {
-		return nil, errSkip{"too large"}
+		return nil, errSkip{"too_large"}
 	}
 	b := fw.buf.AvailableBuffer()
 	b = append(b, "id: "...)
@@ -41,7 +41,7 @@ func (fw *frameWriter) event(ev bus.Event, wrap bool) ([]byte, error) {
 	if wrap {
 		p := routing.Protocol(ev.Subject)
 		if p == "" {
-			return nil, errSkip{"not a contexts subject"}
+			return nil, errSkip{"not_contexts"}
 		}
 		b = append(b, `{"protocol":"`...)
 		b = append(b, p...)
@@ -51,7 +51,7 @@ func (fw *frameWriter) event(ev bus.Event, wrap bool) ([]byte, error) {
 	// Compact both validates the payload and puts JSON that spans lines on one data line.
 	if err := json.Compact(&fw.buf, ev.Data); err != nil {
 		fw.buf.Reset()
-		return nil, errSkip{"not JSON"}
+		return nil, errSkip{"not_json"}
 	}
 	if wrap {
 		fw.buf.WriteByte('}')

@@ -44,6 +44,10 @@ type Config struct {
 	MaxEvent int
 	// Logger receives one line per connection and skipped events; default discards.
 	Logger *slog.Logger
+	// Metrics counts connections, frames and publishes; default NopMetrics.
+	Metrics Metrics
+	// SkipLogInterval is how often, at most, a skipped event is logged per subject; default 1m.
+	SkipLogInterval time.Duration
 }
 
 // Handler serves the event plane's HTTP API.
@@ -51,8 +55,9 @@ type Handler struct {
 	cfg    Config
 	log    *slog.Logger
 	conns  *registry
-	router chi.Router
-	now    func() time.Time
+	router  chi.Router
+	now     func() time.Time
+	skipLog *logLimiter
 }
 
 // NewHandler returns the HTTP API with defaults filled in.
@@ -69,7 +74,13 @@ func NewHandler(cfg Config) *Handler {
 	if cfg.MaxEvent <= 0 {
 		cfg.MaxEvent = 1 << 20
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger, conns: newRegistry(), now: time.Now}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NopMetrics{}
+	}
+	if cfg.SkipLogInterval <= 0 {
+		cfg.SkipLogInterval = time.Minute
+	}
+	h := &Handler{cfg: cfg, log: cfg.Logger, conns: newRegistry(), now: time.Now, skipLog: newLogLimiter(cfg.SkipLogInterval)}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}

@@ -41,6 +41,7 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, webhook bool) {
+	start := h.now()
 	id, ok := h.authenticate(w, r)
 	if !ok {
 		return
@@ -55,6 +56,7 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, webhook bool) {
 	}
 	subject, body, err := h.readEvent(w, r, id, channel, webhook)
 	if err != nil {
+		h.cfg.Metrics.Published(channel, "rejected", 0)
 		var in *inputError
 		var fe *event.FieldError
 		switch {
@@ -70,10 +72,12 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, webhook bool) {
 	}
 	ack, err := h.cfg.Broker.Publish(r.Context(), subject, body, r.Header.Get("Idempotency-Key"))
 	if err != nil {
+		h.cfg.Metrics.Published(channel, "failed", 0)
 		h.log.Warn("publish failed", "subject", subject, "err", err)
 		writeError(w, statusOf(err), err.Error(), "")
 		return
 	}
+	h.cfg.Metrics.Published(channel, "published", h.now().Sub(start))
 	writeJSON(w, http.StatusOK, map[string]any{"status": "published", "stream": ack.Stream, "seq": ack.Seq, "duplicate": ack.Duplicate})
 }
 

@@ -59,10 +59,21 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 
 	h.conns.add(id.User, 1)
 	defer h.conns.add(id.User, -1)
+	h.cfg.Metrics.StreamOpened(channel)
 	start := h.now()
-	sent, err := h.serveFeed(w, r, feed, channel == routing.Contexts)
+	sent, err := h.serveFeed(w, r, feed, channel)
+	reason := "client"
+	switch {
+	case errors.Is(err, bus.ErrUnavailable):
+		reason = "nats"
+	case err != nil:
+		reason = "write"
+	case r.Context().Err() == nil:
+		reason = "feed"
+	}
+	h.cfg.Metrics.StreamClosed(channel, reason)
 	h.log.Info("sse connection closed", "user", id.User, "channel", channel,
-		"duration", h.now().Sub(start).Round(time.Millisecond), "events", sent, "err", err)
+		"duration", h.now().Sub(start).Round(time.Millisecond), "events", sent, "reason", reason, "err", err)
 }
 
 // lastEventID returns the resume cursor: the Last-Event-ID header, else the last_event_id
@@ -76,7 +87,8 @@ func lastEventID(r *http.Request) string {
 
 // serveFeed writes the feed as SSE frames until the client leaves, the feed ends or a write
 // fails. One loop owns the connection: events, heartbeats and the client's departure.
-func (h *Handler) serveFeed(w http.ResponseWriter, r *http.Request, feed *bus.Feed, wrap bool) (sent int, err error) {
+func (h *Handler) serveFeed(w http.ResponseWriter, r *http.Request, feed *bus.Feed, channel routing.Channel) (sent int, err error) {
+	wrap := channel == routing.Contexts
 	rc := http.NewResponseController(w)
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
@@ -113,6 +125,7 @@ func (h *Handler) serveFeed(w http.ResponseWriter, r *http.Request, feed *bus.Fe
 			if err := write(heartbeatFrame); err != nil {
 				return sent, err
 			}
+			h.cfg.Metrics.Heartbeat(channel)
 			heartbeat.Reset(h.cfg.Heartbeat)
 		case ev, ok := <-feed.Events():
 			if !ok {
@@ -120,14 +133,29 @@ func (h *Handler) serveFeed(w http.ResponseWriter, r *http.Request, feed *bus.Fe
 			}
 			frame, err := fw.event(ev, wrap)
 			if err != nil {
-				h.log.Warn("event not sent", "subject", ev.Subject, "seq", ev.Cursor.Seq, "err", err)
+				h.skipped(channel, ev, err)
 				continue
 			}
 			if err := write(frame); err != nil {
 				return sent, err
 			}
+			h.cfg.Metrics.Delivered(channel)
 			sent++
 			heartbeat.Reset(h.cfg.Heartbeat)
 		}
+	}
+}
+
+// skipped counts a stored event that cannot become a frame, and logs it unless its subject was
+// logged recently.
+func (h *Handler) skipped(channel routing.Channel, ev bus.Event, err error) {
+	reason := "invalid"
+	var skip errSkip
+	if errors.As(err, &skip) {
+		reason = skip.reason
+	}
+	h.cfg.Metrics.Skipped(channel, reason)
+	if h.skipLog.allow(ev.Subject, h.now()) {
+		h.log.Warn("stored event not sent", "subject", ev.Subject, "seq", ev.Cursor.Seq, "reason", reason)
 	}
 }

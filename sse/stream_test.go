@@ -1,7 +1,9 @@
 package sse_test
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -157,17 +159,82 @@ func TestTypesFilter(t *testing.T) {
 	}
 }
 
-// TestPayloadsThatBypassIngress covers NATS-native payloads eventsd did not check.
+// TestPayloadsThatBypassIngress covers NATS-native payloads eventsd did not check: bad ones are
+// skipped, counted and logged once per subject and interval; the stream goes on.
 func TestPayloadsThatBypassIngress(t *testing.T) {
-	p := newPlane(t, sse.Config{MaxEvent: 100})
+	m := &countingMetrics{}
+	var logs syncBuffer
+	p := newPlane(t, sse.Config{MaxEvent: 100, Metrics: m, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	c := p.open(t, "/api/v1/stream/agui", token(t, "alice"), nil)
 	p.publishNATS(t, "agui.alice.X", "not json")
 	p.publishNATS(t, "agui.alice.X", "{\"a\":\xff}")
 	p.publishNATS(t, "agui.alice.X", `{"big":"`+strings.Repeat("x", 100)+`"}`)
+	p.publishNATS(t, "agui.alice.Y", "also not json")
 	p.publishNATS(t, "agui.alice.X", "{\n  \"a\": 1,\r\n  \"b\": \"x y\"\n}")
 	if f := c.next(t); f.Data != `{"a":1,"b":"x y"}` {
-		t.Fatalf("frame = %q, want the multi-line event compacted, and the three bad ones skipped", f.Data)
+		t.Fatalf("frame = %q, want the multi-line event compacted, and the bad ones skipped", f.Data)
 	}
+	if got := m.get("skipped agui not_json"); got != 3 {
+		t.Errorf("skipped not_json = %d, want 3", got)
+	}
+	if got := m.get("skipped agui too_large"); got != 1 {
+		t.Errorf("skipped too_large = %d, want 1", got)
+	}
+	if n := strings.Count(logs.String(), "stored event not sent"); n != 2 {
+		t.Errorf("%d log lines for skipped events, want 2 (one per subject):\n%s", n, logs.String())
+	}
+}
+
+// countingMetrics records what the handler counts.
+type countingMetrics struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (m *countingMetrics) add(key string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.n == nil {
+		m.n = map[string]int{}
+	}
+	m.n[key]++
+}
+
+func (m *countingMetrics) get(key string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.n[key]
+}
+
+func (m *countingMetrics) StreamOpened(c routing.Channel) { m.add("opened " + string(c)) }
+func (m *countingMetrics) StreamClosed(c routing.Channel, reason string) {
+	m.add("closed " + string(c) + " " + reason)
+}
+func (m *countingMetrics) Delivered(c routing.Channel) { m.add("delivered " + string(c)) }
+func (m *countingMetrics) Skipped(c routing.Channel, reason string) {
+	m.add("skipped " + string(c) + " " + reason)
+}
+func (m *countingMetrics) Heartbeat(c routing.Channel) { m.add("heartbeat " + string(c)) }
+func (m *countingMetrics) Published(c routing.Channel, outcome string, _ time.Duration) {
+	m.add("published " + string(c) + " " + outcome)
+}
+
+// syncBuffer is a bytes.Buffer for a logger written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestResume(t *testing.T) {
