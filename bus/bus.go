@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsd/eventsd/event"
 	"github.com/eventsd/eventsd/routing"
 )
 
@@ -233,4 +234,19 @@ func (b *Bus) Close() error {
 	}
 	<-closed
 	return nil
+}
+
+// PublishEvent publishes a typed event for user on its channel and returns where it was
+// stored. A zero timestamp is set to now. AG-UI and A2A events reach the contexts channel
+// through the streams' fan-in, not through a second publish.
+func (b *Bus) PublishEvent(ctx context.Context, user string, ev event.Event) (Ack, error) {
+	subject, err := routing.SubjectFor(ev.Channel(), user, ev.EventType())
+	if err != nil {
+		return Ack{}, err
+	}
+	data, err := event.Encode(ev, time.Now())
+	if err != nil {
+		return Ack{}, fmt.Errorf("bus: encode %s: %w", ev.EventType(), err)
+	}
+	return b.Publish(ctx, subject, data, "")
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/eventsd/eventsd/bus"
 	"github.com/eventsd/eventsd/embedded"
+	"github.com/eventsd/eventsd/event"
 	"github.com/eventsd/eventsd/routing"
 )
 
@@ -195,4 +196,40 @@ func Example() {
 	ev := <-feed.Events()
 	fmt.Println(ack.Stream, ack.Seq, ev.Subject, string(ev.Data))
 	// Output: AGUI 1 context.agui.alice.RUN_STARTED {"type":"RUN_STARTED"}
+}
+
+func ExampleBus_PublishEvent() {
+	dir, _ := os.MkdirTemp("", "bus-example")
+	defer os.RemoveAll(dir)
+	srv, _ := embedded.Start(embedded.Options{StoreDir: dir})
+	defer srv.Shutdown()
+	ctx := context.Background()
+	b, _ := bus.Connect(ctx, bus.Config{URL: srv.ClientURL()})
+	defer b.Close()
+	_ = b.EnsureStreams(ctx)
+
+	ack, err := b.PublishEvent(ctx, "alice", event.TextMessageContent{MessageID: "m1", Delta: "Hello"})
+	fmt.Println(ack.Stream, ack.Seq, err)
+	ack, err = b.PublishEvent(ctx, "alice", event.TaskStatusUpdate{TaskID: "t1", ContextID: "c1", State: "TASK_STATE_WORKING"})
+	fmt.Println(ack.Stream, ack.Seq, err)
+	// Output:
+	// AGUI 1 <nil>
+	// A2A 1 <nil>
+}
+
+func TestPublishEventReachesContexts(t *testing.T) {
+	b := start(t)
+	ctx := testContext(t)
+	f, err := b.Subscribe(ctx, routing.Subscription{Channel: routing.Contexts, User: "a@b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := b.PublishEvent(ctx, "a@b", event.RunStarted{Timestamp: 7, ThreadID: "t", RunID: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	ev := next(t, f)
+	if want := `{"type":"RUN_STARTED","timestamp":7,"threadId":"t","runId":"r"}`; ev.Subject != "context.agui.~YUBi.RUN_STARTED" || string(ev.Data) != want {
+		t.Fatalf("contexts got %s %s, want %s", ev.Subject, ev.Data, want)
+	}
 }
