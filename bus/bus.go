@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -54,7 +55,12 @@ type Bus struct {
 	cfg Config
 	log *slog.Logger
 
-	feeds sync.WaitGroup // every feed goroutine
+	wg sync.WaitGroup // every feed and the contexts projector
+
+	// The contexts projector, once StartContexts has run.
+	kv          jetstream.KeyValue
+	stopProject context.CancelFunc
+	projected   atomic.Uint64 // every relevant CONTEXT event up to here is applied
 }
 
 // Connect connects to NATS. It fails if no server answers before ctx is done.
@@ -117,6 +123,16 @@ func (b *Bus) EnsureStreams(ctx context.Context) error {
 		if _, err := b.js.CreateOrUpdateStream(ctx, streamConfig(spec)); err != nil {
 			return fmt.Errorf("bus: ensure stream %s: %w", spec.Name, err)
 		}
+	}
+	_, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      routing.BucketContexts,
+		Description: "each user's contexts view, for CONTEXTS_SNAPSHOT",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(b.cfg.Streams.Replicas, 1),
+	})
+	if err != nil {
+		return fmt.Errorf("bus: ensure bucket %s: %w", routing.BucketContexts, err)
 	}
 	return nil
 }
@@ -220,9 +236,13 @@ func (b *Bus) Stream(ctx context.Context, name string) (StreamState, error) {
 	}, nil
 }
 
-// Close waits for every feed to stop, then drains the NATS connection.
+// Close stops the contexts projector, waits for every feed to stop, then drains the NATS
+// connection.
 func (b *Bus) Close() error {
-	b.feeds.Wait()
+	if b.stopProject != nil {
+		b.stopProject()
+	}
+	b.wg.Wait()
 	if b.nc.IsClosed() {
 		return nil
 	}

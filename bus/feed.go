@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/eventsd/eventsd/contexts"
 	"github.com/eventsd/eventsd/routing"
 )
 
@@ -42,6 +43,9 @@ type Notice struct {
 type Feed struct {
 	// Notice is set when the feed does not start right after the requested cursor.
 	Notice *Notice
+	// Snapshot, when set, is a CONTEXTS_SNAPSHOT system event to send before the feed's
+	// events; they continue right after the sequence it reflects.
+	Snapshot *Event
 
 	events chan Event
 	err    error // set before events is closed
@@ -77,6 +81,15 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 	if err != nil {
 		return nil, err
 	}
+	var snapshot []byte
+	var snapshotSeq uint64
+	if b.snapshotWanted(sub) {
+		// Before the stream's state is read, so that the state's last sequence is at or past
+		// the snapshot's.
+		if snapshot, snapshotSeq, err = b.snapshot(ctx, sub.User); err != nil {
+			return nil, err
+		}
+	}
 	stream, err := b.js.Stream(ctx, name)
 	if err != nil {
 		return nil, b.wrap("stream "+name, err)
@@ -105,6 +118,22 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 			cfg.OptStartSeq = c.Seq + 1
 		}
 	}
+	var skipUntil uint64
+	var snapshotEvent *Event
+	if snapshot != nil {
+		// Events after the snapshot follow it. Of those stored before this connection, only
+		// the context events the snapshot does not reflect yet are sent; the rest are history
+		// a new connection does not get.
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = snapshotSeq + 1
+		skipUntil = max(info.State.LastSeq, snapshotSeq)
+		tok, _ := routing.UserToken(sub.User)
+		snapshotEvent = &Event{
+			Subject: "context.system." + tok + ".CONTEXTS_SNAPSHOT",
+			Cursor:  routing.Cursor{Seq: snapshotSeq, Epoch: epoch},
+			Data:    snapshot,
+		}
+	}
 	cons, err := stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
 		return nil, b.wrap("consumer on "+name, err)
@@ -116,16 +145,17 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 
 	ctx, cancel := context.WithCancel(ctx)
 	f := &Feed{
-		Notice: notice,
+		Notice:   notice,
+		Snapshot: snapshotEvent,
 		events: make(chan Event, b.cfg.Buffer),
 		cancel: cancel,
 		done:   make(chan struct{}),
 	}
-	b.feeds.Add(1)
+	b.wg.Add(1)
 	go func() {
-		defer b.feeds.Done()
+		defer b.wg.Done()
 		defer close(f.done)
-		f.err = f.pump(ctx, it, epoch)
+		f.err = f.pump(ctx, it, epoch, skipUntil)
 		close(f.events)
 		it.Stop()
 		b.deleteConsumer(ctx, name, cons)
@@ -134,7 +164,8 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 }
 
 // pump moves messages from the consumer into the feed until ctx ends or the consumer fails.
-func (f *Feed) pump(ctx context.Context, it jetstream.MessagesContext, epoch uint64) error {
+// Up to skipUntil it passes only events that can change a contexts view.
+func (f *Feed) pump(ctx context.Context, it jetstream.MessagesContext, epoch, skipUntil uint64) error {
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
@@ -146,6 +177,9 @@ func (f *Feed) pump(ctx context.Context, it jetstream.MessagesContext, epoch uin
 		meta, err := msg.Metadata()
 		if err != nil {
 			return fmt.Errorf("bus: consumer: %w", err)
+		}
+		if meta.Sequence.Stream <= skipUntil && !contexts.Relevant(msg.Subject()) {
+			continue
 		}
 		ev := Event{Subject: msg.Subject(), Cursor: routing.Cursor{Seq: meta.Sequence.Stream, Epoch: epoch}, Data: msg.Data()}
 		select {

@@ -6,6 +6,9 @@ import (
 	"time"
 )
 
+// BucketContexts is the key-value bucket that holds each user's contexts view.
+const BucketContexts = "CONTEXTS"
+
 // Mapping copies every event stored under From into the CONTEXT stream under To. Both are
 // subject patterns ending in ">", and the tokens matched by ">" are carried over unchanged.
 type Mapping struct {

@@ -114,6 +114,15 @@ func (h *Handler) serveFeed(w http.ResponseWriter, r *http.Request, feed *bus.Fe
 			return 0, err
 		}
 	}
+	if feed.Snapshot != nil {
+		frame, err := fw.event(*feed.Snapshot, wrap)
+		if err != nil {
+			return 0, err
+		}
+		if err := write(frame); err != nil {
+			return 0, err
+		}
+	}
 
 	heartbeat := time.NewTimer(h.cfg.Heartbeat)
 	defer heartbeat.Stop()

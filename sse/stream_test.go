@@ -41,6 +41,9 @@ func TestNATSNativeRouting(t *testing.T) {
 	for _, ch := range []routing.Channel{routing.AGUI, routing.A2A, routing.Contexts, routing.Analytics} {
 		clients[ch] = p.open(t, streamPath(ch), tok, nil)
 	}
+	if f := clients[routing.Contexts].next(t); !strings.Contains(f.Data, `"type":"CONTEXTS_SNAPSHOT"`) {
+		t.Fatalf("first contexts frame %+v, want the snapshot", f)
+	}
 	// Core NATS publish (not JetStream) is stored too: the stream captures the subject.
 	if err := p.nc.Publish("agui.alice.RUN_STARTED", []byte(`{"type":"RUN_STARTED","n":1}`)); err != nil {
 		t.Fatal(err)
@@ -351,9 +354,11 @@ func purgeBefore(t *testing.T, p *plane, seq uint64) {
 func TestConnectionLeak(t *testing.T) {
 	p := newPlane(t, sse.Config{})
 	tok := token(t, "alice")
+	// The contexts projector holds one consumer on CONTEXT for the plane's lifetime.
 	warm := p.open(t, "/api/v1/stream/agui", tok, nil)
 	warm.close()
 	waitFor(t, "consumers gone", func() bool { return p.consumers(t, routing.StreamAGUI) == 0 })
+	base := p.consumers(t, routing.StreamContext)
 	http.DefaultClient.CloseIdleConnections()
 	baseline := goleak.IgnoreCurrent()
 
@@ -363,7 +368,7 @@ func TestConnectionLeak(t *testing.T) {
 		c.close()
 	}
 	waitFor(t, "consumers deleted", func() bool {
-		return p.consumers(t, routing.StreamAGUI) == 0 && p.consumers(t, routing.StreamContext) == 0
+		return p.consumers(t, routing.StreamAGUI) == 0 && p.consumers(t, routing.StreamContext) == base
 	})
 	http.DefaultClient.CloseIdleConnections()
 	// goleak retries until the goroutines started since the baseline are gone. The embedded

@@ -138,6 +138,9 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 	if err := d.bus.EnsureStreams(connectCtx); err != nil {
 		return nil, err
 	}
+	if err := d.bus.StartContexts(connectCtx); err != nil {
+		return nil, err
+	}
 
 	h := sse.NewHandler(sse.Config{
 		Broker:       d.bus,

@@ -49,6 +49,9 @@ func Start(t testing.TB, cfg sse.Config) *Plane {
 	if err := b.EnsureStreams(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := b.StartContexts(ctx); err != nil {
+		t.Fatal(err)
+	}
 	cfg.Broker = b
 	cfg.Verifier = auth.NewVerifier(Secret)
 	ts := httptest.NewServer(sse.NewHandler(cfg))
