@@ -147,9 +147,9 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 	f := &Feed{
 		Notice:   notice,
 		Snapshot: snapshotEvent,
-		events: make(chan Event, b.cfg.Buffer),
-		cancel: cancel,
-		done:   make(chan struct{}),
+		events:   make(chan Event, b.cfg.Buffer),
+		cancel:   cancel,
+		done:     make(chan struct{}),
 	}
 	b.wg.Add(1)
 	go func() {

@@ -4,15 +4,29 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"time"
 
 	"github.com/eventsd/eventsd/bus"
 	"github.com/eventsd/eventsd/routing"
 )
 
-// Fixed frames. Lines end in LF only: stock AG-UI clients split frames on "\n\n".
+// Heartbeat frames. Lines end in LF only: stock AG-UI clients split frames on "\n\n".
+//
+// The official AG-UI client hands every data line to its event schema and fails the run on
+// anything else, so the agui channel's heartbeat is an SSE comment, which every SSE parser
+// skips.
 var (
-	heartbeatFrame = []byte("event: heartbeat\ndata: {\"type\":\"heartbeat\"}\n\n")
+	heartbeatFrame     = []byte("event: heartbeat\ndata: {\"type\":\"heartbeat\"}\n\n")
+	aguiHeartbeatFrame = []byte(": heartbeat\n\n")
 )
+
+// heartbeatFor returns the heartbeat frame of a channel.
+func heartbeatFor(c routing.Channel) []byte {
+	if c == routing.AGUI {
+		return aguiHeartbeatFrame
+	}
+	return heartbeatFrame
+}
 
 // frameWriter encodes frames into one reused buffer, so the per-event path does not allocate
 // once the buffer has grown to the largest frame.
@@ -60,17 +74,28 @@ func (fw *frameWriter) event(ev bus.Event, wrap bool) ([]byte, error) {
 	return fw.buf.Bytes(), nil
 }
 
-// notice encodes the frame that tells a resuming client it may have missed events.
-func (fw *frameWriter) notice(n *bus.Notice) []byte {
+// notice encodes the frame that tells a resuming client it may have missed events. On the
+// agui channel its data is an AG-UI CUSTOM event named "resync", which AG-UI clients accept.
+func (fw *frameWriter) notice(n *bus.Notice, c routing.Channel, now time.Time) []byte {
 	fw.buf.Reset()
 	b := fw.buf.AvailableBuffer()
-	b = append(b, "event: resync\ndata: {\"type\":\"resync\",\"reason\":"...)
+	b = append(b, "event: resync\ndata: "...)
+	if c == routing.AGUI {
+		b = append(b, `{"type":"CUSTOM","timestamp":`...)
+		b = strconv.AppendInt(b, now.UnixMilli(), 10)
+		b = append(b, `,"name":"resync","value":`...)
+	}
+	b = append(b, `{"type":"resync","reason":`...)
 	b = strconv.AppendQuote(b, n.Reason)
 	b = append(b, `,"last_event_id":"`...)
 	b = n.Cursor.Append(b)
 	b = append(b, `","first_seq":`...)
 	b = strconv.AppendUint(b, n.First, 10)
-	b = append(b, "}\n\n"...)
+	b = append(b, '}')
+	if c == routing.AGUI {
+		b = append(b, '}')
+	}
+	b = append(b, "\n\n"...)
 	fw.buf.Write(b)
 	return fw.buf.Bytes()
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/eventsd/eventsd/bus"
 	"github.com/eventsd/eventsd/routing"
@@ -37,10 +38,15 @@ func TestFrameEvent(t *testing.T) {
 
 func TestFrameNotice(t *testing.T) {
 	var fw frameWriter
-	got := string(fw.notice(&bus.Notice{Reason: bus.NoticeCursorExpired, Cursor: routing.Cursor{Seq: 1, Epoch: 2}, First: 9}))
-	want := "event: resync\ndata: {\"type\":\"resync\",\"reason\":\"cursor_expired\",\"last_event_id\":\"1-2\",\"first_seq\":9}\n\n"
-	if got != want {
-		t.Fatalf("notice() = %q, want %q", got, want)
+	n := &bus.Notice{Reason: bus.NoticeCursorExpired, Cursor: routing.Cursor{Seq: 1, Epoch: 2}, First: 9}
+	now := time.UnixMilli(1776680130123)
+	for c, want := range map[routing.Channel]string{
+		routing.A2A:  "event: resync\ndata: {\"type\":\"resync\",\"reason\":\"cursor_expired\",\"last_event_id\":\"1-2\",\"first_seq\":9}\n\n",
+		routing.AGUI: "event: resync\ndata: {\"type\":\"CUSTOM\",\"timestamp\":1776680130123,\"name\":\"resync\",\"value\":{\"type\":\"resync\",\"reason\":\"cursor_expired\",\"last_event_id\":\"1-2\",\"first_seq\":9}}\n\n",
+	} {
+		if got := string(fw.notice(n, c, now)); got != want {
+			t.Errorf("notice(%s) = %q, want %q", c, got, want)
+		}
 	}
 }
 

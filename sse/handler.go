@@ -52,9 +52,9 @@ type Config struct {
 
 // Handler serves the event plane's HTTP API.
 type Handler struct {
-	cfg    Config
-	log    *slog.Logger
-	conns  *registry
+	cfg     Config
+	log     *slog.Logger
+	conns   *registry
 	router  chi.Router
 	now     func() time.Time
 	skipLog *logLimiter

@@ -110,7 +110,7 @@ func (h *Handler) serveFeed(w http.ResponseWriter, r *http.Request, feed *bus.Fe
 		return 0, err
 	}
 	if feed.Notice != nil {
-		if err := write(fw.notice(feed.Notice)); err != nil {
+		if err := write(fw.notice(feed.Notice, channel, h.now())); err != nil {
 			return 0, err
 		}
 	}
@@ -131,7 +131,7 @@ func (h *Handler) serveFeed(w http.ResponseWriter, r *http.Request, feed *bus.Fe
 		case <-r.Context().Done():
 			return sent, nil
 		case <-heartbeat.C:
-			if err := write(heartbeatFrame); err != nil {
+			if err := write(heartbeatFor(channel)); err != nil {
 				return sent, err
 			}
 			h.cfg.Metrics.Heartbeat(channel)

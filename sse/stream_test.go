@@ -3,6 +3,7 @@ package sse_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -127,7 +128,7 @@ func TestUserIsolation(t *testing.T) {
 
 func TestHeartbeat(t *testing.T) {
 	p := newPlane(t, sse.Config{Heartbeat: 20 * time.Millisecond})
-	c := p.open(t, "/api/v1/stream/agui", token(t, "alice"), nil)
+	c := p.open(t, "/api/v1/stream/a2a", token(t, "alice"), nil)
 	select {
 	case f := <-c.frames:
 		if f.Event != "heartbeat" || f.Data != `{"type":"heartbeat"}` || f.ID != "" {
@@ -135,6 +136,15 @@ func TestHeartbeat(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no heartbeat")
+	}
+
+	// On agui the heartbeat is an SSE comment, which AG-UI clients skip.
+	resp := p.get(t, "/api/v1/stream/agui", token(t, "alice"), nil)
+	defer resp.Body.Close()
+	want := ": heartbeat\n\n"
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(resp.Body, got); err != nil || string(got) != want {
+		t.Fatalf("agui stream began with %q, %v, want %q", got, err, want)
 	}
 }
 
@@ -319,7 +329,7 @@ func TestResumeNotices(t *testing.T) {
 
 	purgeBefore(t, p, 3)
 	c = p.open(t, "/api/v1/stream/agui", tok, map[string]string{"Last-Event-ID": "1-" + epoch})
-	if f := c.next(t); f.Event != "resync" || f.Data != `{"type":"resync","reason":"cursor_expired","last_event_id":"1-`+epoch+`","first_seq":3}` {
+	if f := c.next(t); f.Event != "resync" || !strings.Contains(f.Data, `{"type":"resync","reason":"cursor_expired","last_event_id":"1-`+epoch+`","first_seq":3}`) {
 		t.Fatalf("expired cursor: first frame %+v, want a cursor_expired resync", f)
 	}
 	if f := c.next(t); f.Data != `{"i":2}` {
