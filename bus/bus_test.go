@@ -11,27 +11,14 @@ import (
 	"github.com/eventsd/eventsd/bus"
 	"github.com/eventsd/eventsd/embedded"
 	"github.com/eventsd/eventsd/event"
+	"github.com/eventsd/eventsd/internal/testplane"
 	"github.com/eventsd/eventsd/routing"
 )
 
 // start runs an embedded JetStream server and a Bus with its streams for one test.
 func start(t testing.TB) *bus.Bus {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	b, err := bus.Connect(ctx, bus.Config{URL: srv.ClientURL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	if err := b.EnsureStreams(ctx); err != nil {
-		t.Fatal(err)
-	}
+	b, _ := testplane.StartBus(t)
 	return b
 }
 
@@ -179,15 +166,23 @@ func next2cursor(t *testing.T, b *bus.Bus, f *bus.Feed) routing.Cursor {
 	return ev.Cursor
 }
 
-func Example() {
+// exampleBus runs an embedded server and a Bus for an example; stop ends both.
+func exampleBus() (b *bus.Bus, stop func()) {
 	dir, _ := os.MkdirTemp("", "bus-example")
-	defer os.RemoveAll(dir)
 	srv, _ := embedded.Start(embedded.Options{StoreDir: dir})
-	defer srv.Shutdown()
+	b, _ = bus.Connect(context.Background(), bus.Config{URL: srv.ClientURL()})
+	_ = b.EnsureStreams(context.Background())
+	return b, func() {
+		b.Close()
+		srv.Shutdown()
+		os.RemoveAll(dir)
+	}
+}
+
+func Example() {
+	b, stop := exampleBus()
+	defer stop()
 	ctx := context.Background()
-	b, _ := bus.Connect(ctx, bus.Config{URL: srv.ClientURL()})
-	defer b.Close()
-	_ = b.EnsureStreams(ctx)
 
 	feed, _ := b.Subscribe(ctx, routing.Subscription{Channel: routing.Contexts, User: "alice"})
 	defer feed.Close()
@@ -199,14 +194,9 @@ func Example() {
 }
 
 func ExampleBus_PublishEvent() {
-	dir, _ := os.MkdirTemp("", "bus-example")
-	defer os.RemoveAll(dir)
-	srv, _ := embedded.Start(embedded.Options{StoreDir: dir})
-	defer srv.Shutdown()
+	b, stop := exampleBus()
+	defer stop()
 	ctx := context.Background()
-	b, _ := bus.Connect(ctx, bus.Config{URL: srv.ClientURL()})
-	defer b.Close()
-	_ = b.EnsureStreams(ctx)
 
 	ack, err := b.PublishEvent(ctx, "alice", event.TextMessageContent{MessageID: "m1", Delta: "Hello"})
 	fmt.Println(ack.Stream, ack.Seq, err)

@@ -31,8 +31,9 @@ type Plane struct {
 	JS      jetstream.JetStream
 }
 
-// Start runs a plane until the test ends. cfg's Broker and Verifier are filled in.
-func Start(t testing.TB, cfg sse.Config) *Plane {
+// StartBus runs an embedded JetStream server and a Bus with its streams until the test ends,
+// and returns the Bus and the server's URL.
+func StartBus(t testing.TB) (*bus.Bus, string) {
 	t.Helper()
 	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
 	if err != nil {
@@ -49,6 +50,16 @@ func Start(t testing.TB, cfg sse.Config) *Plane {
 	if err := b.EnsureStreams(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return b, srv.ClientURL()
+}
+
+// Start runs a plane, with the contexts projector, until the test ends. cfg's Broker and
+// Verifier are filled in.
+func Start(t testing.TB, cfg sse.Config) *Plane {
+	t.Helper()
+	b, natsURL := StartBus(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	if err := b.StartContexts(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +67,7 @@ func Start(t testing.TB, cfg sse.Config) *Plane {
 	cfg.Verifier = auth.NewVerifier(Secret)
 	ts := httptest.NewServer(sse.NewHandler(cfg))
 	t.Cleanup(ts.Close) // runs before the bus closes: streams end first
-	nc, err := nats.Connect(srv.ClientURL())
+	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +76,7 @@ func Start(t testing.TB, cfg sse.Config) *Plane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Plane{URL: ts.URL, NATSURL: srv.ClientURL(), Bus: b, NC: nc, JS: js}
+	return &Plane{URL: ts.URL, NATSURL: natsURL, Bus: b, NC: nc, JS: js}
 }
 
 // Token mints a token for user, valid for an hour.
