@@ -46,7 +46,21 @@ type Config struct {
 	Timeout time.Duration
 	// Logger receives connection events; default discards.
 	Logger *slog.Logger
+	// Metrics observes consumer lifetimes; default none.
+	Metrics Metrics
 }
+
+// Metrics observes the cost of per-connection consumers. Methods must be safe for concurrent
+// use.
+type Metrics interface {
+	ConsumerCreated(took time.Duration)
+	ConsumerDeleted(took time.Duration)
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) ConsumerCreated(time.Duration) {}
+func (nopMetrics) ConsumerDeleted(time.Duration) {}
 
 // Bus is a connection to NATS JetStream shaped for the event plane.
 type Bus struct {
@@ -82,6 +96,9 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = nopMetrics{}
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -195,6 +212,9 @@ func (b *Bus) wrap(op string, err error) error {
 	}
 	return fmt.Errorf("bus: %s: %w", op, err)
 }
+
+// Connected reports whether the NATS connection is up.
+func (b *Bus) Connected() bool { return b.nc.Status() == nats.CONNECTED }
 
 // Ready reports whether NATS is connected and every stream exists.
 func (b *Bus) Ready(ctx context.Context) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -134,6 +135,7 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 			Data:    snapshot,
 		}
 	}
+	created := time.Now()
 	cons, err := stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
 		return nil, b.wrap("consumer on "+name, err)
@@ -142,6 +144,7 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 	if err != nil {
 		return nil, b.wrap("consumer on "+name, err)
 	}
+	b.cfg.Metrics.ConsumerCreated(time.Since(created))
 
 	ctx, cancel := context.WithCancel(ctx)
 	f := &Feed{
@@ -199,7 +202,9 @@ func (b *Bus) deleteConsumer(ctx context.Context, stream string, cons jetstream.
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.Timeout)
 	defer cancel()
+	start := time.Now()
 	err := b.js.DeleteConsumer(ctx, stream, info.Name)
+	b.cfg.Metrics.ConsumerDeleted(time.Since(start))
 	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		b.log.Warn("delete consumer", "stream", stream, "consumer", info.Name, "err", err)
 	}

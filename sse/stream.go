@@ -145,10 +145,10 @@ func (h *Handler) serveFeed(w http.ResponseWriter, r *http.Request, feed *bus.Fe
 				h.skipped(channel, ev, err)
 				continue
 			}
+			h.cfg.Metrics.Delivered(channel) // before the write, so a client that has the frame sees it counted
 			if err := write(frame); err != nil {
 				return sent, err
 			}
-			h.cfg.Metrics.Delivered(channel)
 			sent++
 			heartbeat.Reset(h.cfg.Heartbeat)
 		}

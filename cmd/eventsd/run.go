@@ -18,6 +18,7 @@ import (
 	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/bus"
 	"github.com/eventsd/eventsd/embedded"
+	"github.com/eventsd/eventsd/metrics"
 	"github.com/eventsd/eventsd/routing"
 	"github.com/eventsd/eventsd/sse"
 )
@@ -131,7 +132,8 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 	defer cancel()
 	streams := routing.DefaultStreamOptions
 	streams.MaxAge = c.retention
-	d.bus, err = bus.Connect(connectCtx, bus.Config{URL: d.natsURL, Streams: streams, Logger: log})
+	m := metrics.New(func() bool { return d.bus.Connected() })
+	d.bus, err = bus.Connect(connectCtx, bus.Config{URL: d.natsURL, Streams: streams, Logger: log, Metrics: m})
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +151,9 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 		WriteTimeout: c.writeTimeout,
 		MaxBody:      c.maxBody,
 		Logger:       log,
+		Metrics:      m,
 	})
+	h.Router().Handle("/metrics", m.Handler())
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)

@@ -93,11 +93,20 @@ func TestRestartKeepsEvents(t *testing.T) {
 	}
 	next()
 	second := next()
-	if err := d.shutdown(); err != nil {
-		t.Fatalf("shutdown: %v", err)
-	}
 	if f := next(); !strings.Contains(f.Data, `"s2"`) {
 		t.Fatalf("third frame %+v, want step s2", f)
+	}
+	assertMetrics(t, d.httpURL, []string{
+		`eventsd_sse_connections{channel="agui"} 1`,
+		`eventsd_sse_connects_total{channel="agui"} 1`,
+		`eventsd_events_published_total{channel="agui",outcome="published"} 3`,
+		`eventsd_events_delivered_total{channel="agui"} 3`,
+		`eventsd_nats_connected 1`,
+		`eventsd_consumer_create_seconds_count 1`,
+		`eventsd_ingress_seconds_count{channel="agui"} 3`,
+	})
+	if err := d.shutdown(); err != nil {
+		t.Fatalf("shutdown: %v", err)
 	}
 	if f := next(); f != (sse.Frame{}) {
 		t.Fatalf("after shutdown the stream gave %+v, want its end", f)
@@ -157,6 +166,22 @@ func TestRun(t *testing.T) {
 	} {
 		if err := run(context.Background(), args, io.Discard, io.Discard); err == nil {
 			t.Errorf("run(%v) = nil, want an error", args)
+		}
+	}
+}
+
+// assertMetrics checks that /metrics holds each line.
+func assertMetrics(t *testing.T, url string, lines []string) {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, l := range lines {
+		if !strings.Contains(string(body), "\n"+l+"\n") {
+			t.Errorf("/metrics lacks %q", l)
 		}
 	}
 }
