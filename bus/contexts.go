@@ -152,7 +152,7 @@ func (b *Bus) snapshot(ctx context.Context, user string) (data []byte, seq uint6
 
 // snapshotWanted reports whether a feed for sub starts with a contexts snapshot.
 func (b *Bus) snapshotWanted(sub routing.Subscription) bool {
-	if b.kv == nil || sub.Channel != routing.Contexts || sub.Cursor != nil {
+	if b.kv == nil || sub.Channel != routing.Contexts || sub.Cursor != nil || !sub.Since.IsZero() || sub.AllUsers {
 		return false
 	}
 	if len(sub.Types) == 0 {

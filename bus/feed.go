@@ -104,6 +104,10 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 		NamePrefix:        "sse-" + nuid.Next(),
 	}
 	var notice *Notice
+	if !sub.Since.IsZero() && sub.Cursor == nil {
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		cfg.OptStartTime = &sub.Since
+	}
 	if c := sub.Cursor; c != nil {
 		switch {
 		case c.Epoch != epoch:

@@ -128,6 +128,7 @@ func TestSubscriptionFilters(t *testing.T) {
 		{Subscription{Channel: Analytics, User: "alice"}, StreamAnalytics, "analytics.alice.*"},
 		{Subscription{Channel: AGUI, User: "alice", Types: []string{"A", "B", "A"}}, StreamAGUI, "agui.alice.A agui.alice.B"},
 		{Subscription{Channel: Contexts, User: ">", Types: []string{"X"}}, StreamContext, "context.*.~Pg.X"},
+		{Subscription{Channel: A2A, AllUsers: true}, StreamA2A, "a2a.*.*"},
 	}
 	for _, tt := range tests {
 		stream, err := tt.sub.Stream()

@@ -60,13 +60,16 @@ func Streams(o StreamOptions) []StreamSpec {
 	}
 }
 
-// Subscription is what one SSE connection follows: one channel of one user, optionally only
-// some event types, from after Cursor (nil: only events published from now on).
+// Subscription is what one SSE connection follows: one channel of one user (or of every user,
+// for admins), optionally only some event types, from after Cursor, else from Since, else only
+// events published from now on.
 type Subscription struct {
-	Channel Channel
-	User    string
-	Types   []string
-	Cursor  *Cursor
+	Channel  Channel
+	User     string
+	AllUsers bool
+	Types    []string
+	Cursor   *Cursor
+	Since    time.Time
 }
 
 // Stream returns the stream the subscription reads.
@@ -93,9 +96,12 @@ func (s Subscription) Filters() ([]string, error) {
 	default:
 		return nil, fmt.Errorf("%w %q: want agui, a2a, contexts or analytics", ErrUnknownChannel, s.Channel)
 	}
-	tok, err := UserToken(s.User)
-	if err != nil {
-		return nil, err
+	tok := "*"
+	if !s.AllUsers {
+		var err error
+		if tok, err = UserToken(s.User); err != nil {
+			return nil, err
+		}
 	}
 	prefix += tok + "."
 	if len(s.Types) == 0 {

@@ -2,12 +2,14 @@ package sse
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/bus"
 	"github.com/eventsd/eventsd/routing"
 )
@@ -28,7 +30,23 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sub := routing.Subscription{Channel: channel, User: id.User}
-	if t := r.URL.Query().Get("types"); t != "" {
+	q := r.URL.Query()
+	if q.Get("all_users") == "true" {
+		if !id.Has(auth.RoleAdmin) {
+			writeError(w, http.StatusForbidden, "all_users=true needs an admin token", "all_users")
+			return
+		}
+		sub.AllUsers = true
+	}
+	if s := q.Get("since"); s != "" {
+		since, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("since %q is not an RFC 3339 time", s), "since")
+			return
+		}
+		sub.Since = since
+	}
+	if t := q.Get("types"); t != "" {
 		sub.Types = strings.Split(t, ",")
 		for _, typ := range sub.Types {
 			if err := routing.ValidateType(typ); err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
+	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/routing"
 	"github.com/eventsd/eventsd/sse"
 )
@@ -446,5 +448,37 @@ func TestManyConnections(t *testing.T) {
 		if f := c.next(t); f.Data != `{"ping":true}` {
 			t.Fatalf("client %d got %+v", i, f)
 		}
+	}
+}
+
+func TestAllUsersAndSince(t *testing.T) {
+	p := newPlane(t, sse.Config{})
+	before := time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)
+	p.publishNATS(t, "a2a.alice.OLD", `{"n":0}`)
+
+	resp := p.get(t, "/api/v1/stream/a2a?all_users=true", token(t, "alice"), nil)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("all_users=true without admin: %d, want 403", resp.StatusCode)
+	}
+	admin := p.open(t, "/api/v1/stream/a2a?all_users=true", token(t, "root", auth.RoleAdmin), nil)
+	p.publishNATS(t, "a2a.alice.X", `{"n":1}`)
+	p.publishNATS(t, "a2a.~YUBi.X", `{"n":2}`)
+	for _, want := range []string{`{"n":1}`, `{"n":2}`} {
+		if f := admin.next(t); f.Data != want {
+			t.Fatalf("admin all-users stream gave %s, want %s", f.Data, want)
+		}
+	}
+
+	since := p.open(t, "/api/v1/stream/a2a?since="+url.QueryEscape(before), token(t, "alice"), nil)
+	for _, want := range []string{`{"n":0}`, `{"n":1}`} {
+		if f := since.next(t); f.Data != want {
+			t.Fatalf("since stream gave %s, want %s", f.Data, want)
+		}
+	}
+	resp = p.get(t, "/api/v1/stream/a2a?since=yesterday", token(t, "alice"), nil)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("since=yesterday: %d, want 400", resp.StatusCode)
 	}
 }
