@@ -1,7 +1,6 @@
 package sse_test
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/eventsd/eventsd/auth"
+	"github.com/eventsd/eventsd/internal/testplane"
 	"github.com/eventsd/eventsd/routing"
 	"github.com/eventsd/eventsd/sse"
 )
@@ -178,7 +178,7 @@ func TestTypesFilter(t *testing.T) {
 // skipped, counted and logged once per subject and interval; the stream goes on.
 func TestPayloadsThatBypassIngress(t *testing.T) {
 	m := &countingMetrics{}
-	var logs syncBuffer
+	var logs testplane.SyncBuffer
 	p := newPlane(t, sse.Config{MaxEvent: 100, Metrics: m, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	c := p.open(t, "/api/v1/stream/agui", token(t, "alice"), nil)
 	p.publishNATS(t, "agui.alice.X", "not json")
@@ -232,24 +232,6 @@ func (m *countingMetrics) Skipped(c routing.Channel, reason string) {
 func (m *countingMetrics) Heartbeat(c routing.Channel) { m.add("heartbeat " + string(c)) }
 func (m *countingMetrics) Published(c routing.Channel, outcome string, _ time.Duration) {
 	m.add("published " + string(c) + " " + outcome)
-}
-
-// syncBuffer is a bytes.Buffer for a logger written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestResume(t *testing.T) {

@@ -1,24 +1,18 @@
 package main
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/eventsd/eventsd/auth"
-	"github.com/eventsd/eventsd/bus"
-	"github.com/eventsd/eventsd/event"
-	"github.com/eventsd/eventsd/routing"
-	"github.com/eventsd/eventsd/sse"
+	"golang.org/x/term"
 )
 
 func env(name string) []string {
@@ -46,163 +40,95 @@ func natsURLFlag() *cli.StringFlag {
 	return stringFlag("nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
 }
 func userFlag() *cli.StringFlag { return stringFlag("user", "", "user id") }
-func typeFlag() *cli.StringFlag { return stringFlag("type", "", "event type, e.g. RUN_STARTED") }
 
-func newApp(stdout, stderr io.Writer) *cli.App {
+// io is what the commands read and write; tests give their own.
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+func newApp(in io.Reader, stdout, stderr io.Writer) *cli.App {
+	s := stdio{in: in, out: stdout, err: stderr}
 	return &cli.App{
 		Name:                 "eventsctl",
-		Usage:                "mint tokens, publish events and follow streams of the event plane",
+		Usage:                "mint tokens, publish events, follow streams and inspect the event plane",
 		Writer:               stdout,
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "file of 'name = value' lines giving defaults for any flag", EnvVars: env("config"), Value: defaultConfigPath()},
+		},
+		Before: func(c *cli.Context) error { return loadConfig(c.String("config"), c.IsSet("config")) },
 		Commands: []*cli.Command{
-			{
-				Name:      "token",
-				Usage:     "print a signed token for a user",
-				UsageText: "eventsctl token --user alice [--role service] [--ttl 24h] [--data-dir ./data | --secret S]",
-				Flags: []cli.Flag{
-					required(stringFlag("user", "", "user id (the token's sub)")),
-					&cli.StringSliceFlag{Name: "role", Usage: "role to grant: admin or service (repeatable)", EnvVars: env("role")},
-					&cli.DurationFlag{Name: "ttl", Value: 24 * time.Hour, Usage: "how long the token is valid", EnvVars: env("ttl")},
-					stringFlag("data-dir", "./data", "eventsd's data directory, which holds the generated secret"),
-					stringFlag("secret", "", "the HS256 secret eventsd was given with --jwt-secret"),
-				},
-				Action: tokenCmd,
-			},
-			{
-				Name:      "subject",
-				Usage:     "print the NATS subject of a channel, user and type",
-				UsageText: "eventsctl subject --channel agui --user alice@example.com --type RUN_STARTED",
-				Flags: []cli.Flag{
-					required(stringFlag("channel", "", "agui, a2a, system or analytics")),
-					required(userFlag()), required(typeFlag()),
-				},
-				Action: subjectCmd,
-			},
-			{
-				Name:  "publish",
-				Usage: "publish one event, over NATS or over eventsd's HTTP API; prints the stream sequence",
-				UsageText: "eventsctl publish --channel agui --user alice --type RUN_STARTED --data '{\"threadId\":\"t1\",\"runId\":\"r1\"}'\n" +
-					"   eventsctl publish --server http://127.0.0.1:8080 --token $TOKEN --channel agui --user alice --type RUN_STARTED --data '{...}'",
-				Flags: []cli.Flag{
-					required(stringFlag("channel", "", "agui, a2a, system or analytics")),
-					required(userFlag()), required(typeFlag()),
-					stringFlag("data", "{}", "the event JSON (type and timestamp are filled in when absent)"),
-					natsURLFlag(), serverFlag(), tokenFlag(),
-				},
-				Action: publishCmd,
-			},
-			{
-				Name:      "tail",
-				Usage:     "follow a channel over SSE",
-				UsageText: "eventsctl tail --server http://127.0.0.1:8080 --token $TOKEN --channel agui [--last-event-id ID] [--json]",
-				Flags: []cli.Flag{
-					required(serverFlag()), required(tokenFlag()),
-					required(stringFlag("channel", "", "agui, a2a, contexts or analytics")),
-					stringFlag("last-event-id", "", "resume after this event id"),
-					stringFlag("types", "", "only these event types, comma-separated"),
-					&cli.BoolFlag{Name: "json", Usage: "one JSON line per event", EnvVars: env("json")},
-				},
-				Action: tailCmd,
-			},
+			tokenCommand(), subjectCommand(), publishCommand(s), tailCommand(s),
+			streamsCommand(), connectionsCommand(), completionCommand(),
 		},
 	}
 }
 
-func tokenCmd(c *cli.Context) error {
-	secret := []byte(c.String("secret"))
-	if len(secret) == 0 {
-		var err error
-		if secret, err = auth.LoadSecret(c.String("data-dir")); err != nil {
-			return fmt.Errorf("%w (start eventsd once with --data-dir %s, or pass --secret)", err, c.String("data-dir"))
+func defaultConfigPath() string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "eventsctl", "config")
+}
+
+// loadConfig reads "name = value" lines (# starts a comment) and sets EVENTSCTL_<NAME> for
+// each name not already in the environment: flags beat the environment, which beats the file.
+// A missing file is an error only when it was named explicitly.
+func loadConfig(path string, explicit bool) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		if !explicit && os.IsNotExist(err) {
+			return nil
+		}
+		return fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for n := 1; s.Scan(); n++ {
+		line := strings.TrimSpace(s.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, value, ok := strings.Cut(line, "=")
+		if !ok {
+			return fmt.Errorf("config %s:%d: want 'name = value', e.g. 'server = http://127.0.0.1:8080'", path, n)
+		}
+		key := env(strings.TrimSpace(name))[0]
+		if _, set := os.LookupEnv(key); !set {
+			os.Setenv(key, strings.Trim(strings.TrimSpace(value), `"`))
 		}
 	}
-	tok, err := auth.Mint(secret, c.String("user"), c.StringSlice("role"), c.Duration("ttl"))
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(c.App.Writer, tok)
-	return err
+	return s.Err()
 }
 
-func subjectCmd(c *cli.Context) error {
-	ch, err := routing.ParsePublishChannel(c.String("channel"))
-	if err != nil {
-		return err
-	}
-	subject, err := routing.SubjectFor(ch, c.String("user"), c.String("type"))
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(c.App.Writer, subject)
-	return err
+// isTerminal reports whether w is a terminal.
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-func publishCmd(c *cli.Context) error {
-	ch, err := routing.ParsePublishChannel(c.String("channel"))
+// get sends an authenticated GET to eventsd and decodes the JSON answer into v.
+func get(ctx context.Context, server, token, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(server, "/")+path, nil)
 	if err != nil {
 		return err
 	}
-	ev, err := event.ParseAs([]byte(c.String("data")), c.String("type"))
-	if err == nil {
-		err = ev.Validate(ch)
-	}
-	if err != nil {
-		return fmt.Errorf("--data: %w", err)
-	}
-	var seq uint64
-	if server := c.String("server"); server != "" {
-		seq, err = publishHTTP(c.Context, server, c.String("token"), ch, c.String("user"), ev.Encode())
-	} else {
-		seq, err = publishNATS(c.Context, c.String("nats-url"), ch, c.String("user"), ev)
-	}
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(c.App.Writer, seq)
-	return err
-}
-
-func publishNATS(ctx context.Context, natsURL string, ch routing.Channel, user string, ev *event.Raw) (uint64, error) {
-	subject, err := routing.SubjectFor(ch, user, ev.Type)
-	if err != nil {
-		return 0, err
-	}
-	if err := ev.Stamp(ch == routing.AGUI, time.Now()); err != nil {
-		return 0, fmt.Errorf("--data: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	b, err := bus.Connect(ctx, bus.Config{URL: natsURL, Name: "eventsctl"})
-	if err != nil {
-		return 0, fmt.Errorf("%w (is eventsd running? set --nats-url)", err)
-	}
-	defer b.Close()
-	ack, err := b.Publish(ctx, subject, ev.Encode(), "")
-	return ack.Seq, err
-}
-
-func publishHTTP(ctx context.Context, server, token string, ch routing.Channel, user string, body []byte) (uint64, error) {
-	u := strings.TrimRight(server, "/") + "/api/v1/events/" + string(ch) + "?user=" + url.QueryEscape(user)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return fmt.Errorf("%w (is eventsd running at %s?)", err, server)
 	}
 	defer resp.Body.Close()
 	if err := httpError(resp); err != nil {
-		return 0, err
+		return err
 	}
-	var ack struct{ Seq uint64 }
-	if err := json.NewDecoder(resp.Body).Decode(&ack); err != nil {
-		return 0, fmt.Errorf("reading the answer: %w", err)
-	}
-	return ack.Seq, nil
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // httpError turns an error answer from eventsd into an error that quotes it.
@@ -215,61 +141,12 @@ func httpError(resp *http.Response) error {
 	if json.Unmarshal(body, &e) != nil || e.Error == "" {
 		e.Error = strings.TrimSpace(string(body))
 	}
+	hint := ""
+	if resp.StatusCode == http.StatusUnauthorized {
+		hint = " (mint a token with 'eventsctl token --user <id>')"
+	}
 	if e.Field != "" {
-		return fmt.Errorf("eventsd answered %s: %s (field %s)", resp.Status, e.Error, e.Field)
+		return fmt.Errorf("eventsd answered %s: %s (field %s)%s", resp.Status, e.Error, e.Field, hint)
 	}
-	return fmt.Errorf("eventsd answered %s: %s", resp.Status, e.Error)
-}
-
-func tailCmd(c *cli.Context) error {
-	ch, err := routing.ParseStreamChannel(c.String("channel"))
-	if err != nil {
-		return err
-	}
-	u := strings.TrimRight(c.String("server"), "/") + "/api/v1/stream/" + string(ch)
-	if ch == routing.Analytics {
-		u = strings.TrimRight(c.String("server"), "/") + "/api/v1/analytics/stream"
-	}
-	if t := c.String("types"); t != "" {
-		u += "?types=" + url.QueryEscape(t)
-	}
-	req, err := http.NewRequestWithContext(c.Context, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.String("token"))
-	if id := c.String("last-event-id"); id != "" {
-		req.Header.Set("Last-Event-ID", id)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if err := httpError(resp); err != nil {
-		return err
-	}
-	r := sse.NewReader(resp.Body, 8<<20)
-	for {
-		f, err := r.Next()
-		switch {
-		case errors.Is(err, io.EOF), c.Context.Err() != nil:
-			return nil
-		case err != nil:
-			return err
-		}
-		if f.Event == "heartbeat" {
-			continue
-		}
-		if c.Bool("json") {
-			_, err = fmt.Fprintln(c.App.Writer, f.Data)
-		} else if f.Event != "" {
-			_, err = fmt.Fprintf(c.App.Writer, "[%s] %s\n", f.Event, f.Data)
-		} else {
-			_, err = fmt.Fprintf(c.App.Writer, "%s  %s\n", f.ID, f.Data)
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return fmt.Errorf("eventsd answered %s: %s%s", resp.Status, e.Error, hint)
 }

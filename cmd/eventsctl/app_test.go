@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/internal/testplane"
@@ -20,8 +23,16 @@ import (
 func ctl(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := newApp(&out, &errOut).RunContext(context.Background(), append([]string{"eventsctl"}, args...))
+	err := newApp(strings.NewReader(""), &out, &errOut).RunContext(context.Background(), append([]string{"eventsctl"}, args...))
 	return out.String(), err
+}
+
+// ctlIn runs eventsctl with standard input and returns standard output and error.
+func ctlIn(t *testing.T, in string, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := newApp(strings.NewReader(in), &out, &errOut).RunContext(context.Background(), append([]string{"eventsctl"}, args...))
+	return out.String(), errOut.String(), err
 }
 
 func TestToken(t *testing.T) {
@@ -68,7 +79,7 @@ func TestPublishAndTail(t *testing.T) {
 	pr, pw := io.Pipe()
 	tailDone := make(chan error, 1)
 	go func() {
-		tailDone <- newApp(pw, io.Discard).RunContext(ctx, []string{"eventsctl", "tail", "--server", p.URL, "--token", tok, "--channel", "contexts", "--json"})
+		tailDone <- newApp(strings.NewReader(""), pw, io.Discard).RunContext(ctx, []string{"eventsctl", "tail", "--server", p.URL, "--token", tok, "--channel", "contexts", "--json"})
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
@@ -109,5 +120,136 @@ func TestPublishAndTail(t *testing.T) {
 	}
 	if n := p.Msgs(t, routing.StreamAGUI); n != 1 {
 		t.Errorf("AGUI holds %d events after the bad publishes, want 1", n)
+	}
+}
+
+func TestPublishBulk(t *testing.T) {
+	p := testplane.Start(t, sse.Config{})
+	lines := `{"type":"STEP_STARTED","stepName":"a"}
+
+{"type":"STEP_FINISHED","stepName":"a"}
+{"type":"STEP_STARTED"}
+{"type":"STEP_STARTED","stepName":"never"}
+`
+	out, _, err := ctlIn(t, lines, "publish", "--nats-url", p.NATSURL, "--channel", "agui", "--user", "alice", "--data", "-")
+	if err == nil || !strings.Contains(err.Error(), "line 4") || !strings.Contains(err.Error(), "stepName") || out != "1\n2\n" {
+		t.Fatalf("bulk publish = %q, %v; want sequences 1 and 2, then an error on line 4 naming stepName", out, err)
+	}
+	if n := p.Msgs(t, routing.StreamAGUI); n != 2 {
+		t.Fatalf("AGUI holds %d events, want 2", n)
+	}
+}
+
+// TestTailReconnects drops the tail's connection on the server side and checks that it comes
+// back with its last id, says so, and misses nothing.
+func TestTailReconnects(t *testing.T) {
+	p := testplane.Start(t, sse.Config{})
+	tok := testplane.Token(t, "alice")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	var stderr testplane.SyncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- newApp(strings.NewReader(""), pw, &stderr).RunContext(ctx, []string{"eventsctl", "tail", "--server", p.URL, "--token", tok, "--channel", "a2a", "--json"})
+		pw.Close()
+	}()
+	lines := bufio.NewScanner(pr)
+	publish := func(i int) {
+		t.Helper()
+		if _, err := p.JS.Publish(ctx, "a2a.alice.AGENT_MESSAGE", []byte(fmt.Sprintf(`{"i":%d}`, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p.Consumers(t, routing.StreamA2A) == 0 {
+		time.Sleep(5 * time.Millisecond) // polling for the tail's consumer: an awaited event
+	}
+	publish(0)
+	if !lines.Scan() || lines.Text() != `{"i":0}` {
+		t.Fatalf("tail printed %q", lines.Text())
+	}
+	p.Server.CloseClientConnections()
+	publish(1) // stored while the tail is away
+	for i, want := range []string{`{"i":1}`, `{"i":2}`} {
+		if i == 1 {
+			publish(2)
+		}
+		if !lines.Scan() || lines.Text() != want {
+			t.Fatalf("after the drop tail printed %q, want %s", lines.Text(), want)
+		}
+	}
+	if !strings.Contains(stderr.String(), "reconnecting") || !strings.Contains(stderr.String(), "Last-Event-ID 1-") {
+		t.Fatalf("stderr %q, want a reconnect notice with the last id", stderr.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStreamsAndConnections(t *testing.T) {
+	p := testplane.Start(t, sse.Config{})
+	out, err := ctl(t, "streams", "--nats-url", p.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"STREAM", "AGUI", "agui.>", "A2A", "CONTEXT", "context.system.>", "ANALYTICS", "24h0m0s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("streams output lacks %q:\n%s", want, out)
+		}
+	}
+	c := openStream(t, p.URL, testplane.Token(t, "alice"))
+	defer c.Close()
+	admin := testplane.Token(t, "root", "admin")
+
+	// The server and token come from a config file here.
+	cfg := filepath.Join(t.TempDir(), "config")
+	if err := os.WriteFile(cfg, []byte("# eventsctl defaults\nserver = "+p.URL+"\ntoken = \""+admin+"\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"EVENTSCTL_SERVER", "EVENTSCTL_TOKEN"} {
+		t.Setenv(k, "") // restored when the test ends: the config file sets them for the process
+		os.Unsetenv(k)
+	}
+	out, err = ctl(t, "--config", cfg, "connections")
+	if err != nil || !strings.Contains(out, "alice") || !strings.Contains(out, "total") {
+		t.Fatalf("connections = %q, %v", out, err)
+	}
+	out, err = ctl(t, "connections", "--server", p.URL, "--token", testplane.Token(t, "alice"))
+	if err != nil || out != "alice\t1\n" {
+		t.Fatalf("connections as alice = %q, %v", out, err)
+	}
+	if _, err := ctl(t, "--config", filepath.Join(t.TempDir(), "missing"), "connections"); err == nil {
+		t.Fatal("a missing --config file: want an error")
+	}
+	if out, err := ctl(t, "completion", "bash"); err != nil || !strings.Contains(out, "complete -o bashdefault") {
+		t.Fatalf("completion = %q, %v", out, err)
+	}
+}
+
+// openStream opens an SSE stream and returns its body once the headers are in.
+func openStream(t *testing.T, server, tok string) io.ReadCloser {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, server+"/api/v1/stream/agui", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("open stream: %v %v", resp, err)
+	}
+	return resp.Body
+}
+
+func TestHumanLine(t *testing.T) {
+	for _, tt := range []struct {
+		f    sse.Frame
+		want string
+	}{
+		{sse.Frame{Data: `{"type":"RUN_STARTED","timestamp":1776680130123,"threadId":"t"}`}, `RUN_STARTED                   {"threadId":"t"}`},
+		{sse.Frame{Data: `{"protocol":"a2a","event":{"type":"AGENT_MESSAGE","timestamp":"2026-04-20T10:15:30Z","content":"hi"}}`}, `a2a AGENT_MESSAGE             {"content":"hi"}`},
+	} {
+		got := humanLine(tt.f, false)
+		if _, rest, _ := strings.Cut(got, "  "); rest != tt.want {
+			t.Errorf("humanLine(%s) = %q, want time then %q", tt.f.Data, got, tt.want)
+		}
 	}
 }

@@ -3,7 +3,9 @@
 package testplane
 
 import (
+	"bytes"
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +26,7 @@ var Secret = []byte("test-secret")
 // Plane is a running event plane plus a plain NATS client, for publishing and inspecting as
 // any NATS user would.
 type Plane struct {
+	Server  *httptest.Server
 	URL     string // the HTTP API
 	NATSURL string
 	Bus     *bus.Bus
@@ -76,7 +79,7 @@ func Start(t testing.TB, cfg sse.Config) *Plane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Plane{URL: ts.URL, NATSURL: natsURL, Bus: b, NC: nc, JS: js}
+	return &Plane{Server: ts, URL: ts.URL, NATSURL: natsURL, Bus: b, NC: nc, JS: js}
 }
 
 // Token mints a token for user, valid for an hour.
@@ -110,4 +113,25 @@ func (p *Plane) state(t testing.TB, stream string) bus.StreamState {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// SyncBuffer is a bytes.Buffer that one goroutine writes (a logger, a command's stderr) while
+// another reads.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/eventsd/eventsd/routing"
+	"github.com/eventsd/eventsd/sse"
+)
+
+func tailCommand(s stdio) *cli.Command {
+	return &cli.Command{
+		Name:  "tail",
+		Usage: "follow a channel over SSE, reconnecting with the last event id when the connection drops",
+		UsageText: "eventsctl tail --server http://127.0.0.1:8080 --token $TOKEN --channel agui [--types RUN_STARTED,RUN_FINISHED] [--since 10m | --last-event-id ID] [--json]\n" +
+			"   eventsctl tail --server http://127.0.0.1:8080 --token $ADMIN_TOKEN --channel contexts --all-users",
+		Flags: []cli.Flag{
+			required(serverFlag()), required(tokenFlag()),
+			required(stringFlag("channel", "", "agui, a2a, contexts or analytics")),
+			stringFlag("last-event-id", "", "resume after this event id"),
+			stringFlag("types", "", "only these event types, comma-separated"),
+			&cli.DurationFlag{Name: "since", Usage: "start with the events of this long ago, e.g. 10m", EnvVars: env("since")},
+			&cli.BoolFlag{Name: "all-users", Usage: "every user's events (admin tokens only)", EnvVars: env("all-users")},
+			&cli.BoolFlag{Name: "json", Usage: "one JSON line per event", EnvVars: env("json")},
+		},
+		Action: func(c *cli.Context) error {
+			ch, err := routing.ParseStreamChannel(c.String("channel"))
+			if err != nil {
+				return err
+			}
+			t := tailer{
+				url:    streamURL(c.String("server"), ch, c.String("types"), c.Duration("since"), c.Bool("all-users")),
+				token:  c.String("token"),
+				lastID: c.String("last-event-id"),
+				out:    s.out, log: s.err,
+				json:  c.Bool("json"),
+				color: isTerminal(s.out),
+			}
+			return t.run(c.Context)
+		},
+	}
+}
+
+func streamURL(server string, ch routing.Channel, types string, since time.Duration, allUsers bool) string {
+	u := strings.TrimRight(server, "/") + "/api/v1/stream/" + string(ch)
+	if ch == routing.Analytics {
+		u = strings.TrimRight(server, "/") + "/api/v1/analytics/stream"
+	}
+	q := url.Values{}
+	if types != "" {
+		q.Set("types", types)
+	}
+	if since > 0 {
+		q.Set("since", time.Now().Add(-since).UTC().Format(time.RFC3339Nano))
+	}
+	if allUsers {
+		q.Set("all_users", "true")
+	}
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	return u
+}
+
+// tailer follows one stream across reconnects.
+type tailer struct {
+	url, token, lastID string
+	out, log           io.Writer
+	json, color        bool
+}
+
+// errFatal marks an answer that a reconnect would only repeat (a 4xx).
+type errFatal struct{ error }
+
+func (t *tailer) run(ctx context.Context) error {
+	backoff := 250 * time.Millisecond
+	for {
+		received, err := t.follow(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var fatal errFatal
+		if errors.As(err, &fatal) {
+			return fatal.error
+		}
+		if received {
+			backoff = 250 * time.Millisecond
+		}
+		why := "the server ended the stream"
+		if err != nil {
+			why = err.Error()
+		}
+		fmt.Fprintf(t.log, "eventsctl: connection lost (%s); reconnecting in %s", why, backoff)
+		if t.lastID != "" {
+			fmt.Fprintf(t.log, " with Last-Event-ID %s", t.lastID)
+		}
+		fmt.Fprintln(t.log)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// follow reads the stream once; it reports whether any frame arrived.
+func (t *tailer) follow(ctx context.Context) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
+	if err != nil {
+		return false, errFatal{err}
+	}
+	req.Header.Set("Authorization", "Bearer "+t.token)
+	if t.lastID != "" {
+		req.Header.Set("Last-Event-ID", t.lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	if err := httpError(resp); err != nil {
+		if resp.StatusCode < 500 {
+			return false, errFatal{err}
+		}
+		return false, err
+	}
+	r := sse.NewReader(resp.Body, 8<<20)
+	received := false
+	for {
+		f, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return received, nil
+		}
+		if err != nil {
+			return received, err
+		}
+		received = true
+		if f.ID != "" {
+			t.lastID = f.ID
+		}
+		if f.Event == "heartbeat" {
+			continue
+		}
+		if err := t.print(f); err != nil {
+			return received, errFatal{err}
+		}
+	}
+}
+
+// print writes one frame: its data with --json, else a line for people.
+func (t *tailer) print(f sse.Frame) error {
+	if t.json {
+		_, err := fmt.Fprintln(t.out, f.Data)
+		return err
+	}
+	_, err := fmt.Fprintln(t.out, humanLine(f, t.color))
+	return err
+}
+
+// humanLine formats a frame as "time  TYPE  payload", the type coloured by protocol on a terminal.
+func humanLine(f sse.Frame, color bool) string {
+	var outer struct {
+		Protocol string          `json:"protocol"`
+		Event    json.RawMessage `json:"event"`
+	}
+	data := []byte(f.Data)
+	protocol := ""
+	if json.Unmarshal(data, &outer) == nil && outer.Protocol != "" {
+		protocol, data = outer.Protocol, outer.Event
+	}
+	var fields map[string]json.RawMessage
+	_ = json.Unmarshal(data, &fields)
+	var typ string
+	_ = json.Unmarshal(fields["type"], &typ)
+	if f.Event != "" && typ == "" {
+		typ = f.Event
+	}
+	at := time.Now()
+	var ms int64
+	var ts string
+	if json.Unmarshal(fields["timestamp"], &ms) == nil && ms > 0 {
+		at = time.UnixMilli(ms)
+	} else if json.Unmarshal(fields["timestamp"], &ts) == nil {
+		if parsed, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+			at = parsed
+		}
+	}
+	delete(fields, "type")
+	delete(fields, "timestamp")
+	payload, _ := json.Marshal(fields)
+	short := string(payload)
+	if len(short) > 120 {
+		short = short[:117] + "..."
+	}
+	label := typ
+	if protocol != "" {
+		label = protocol + " " + typ
+	}
+	if color {
+		label = colorOf(protocol, typ) + label + "\x1b[0m"
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s  %-28s  %s", at.Local().Format("15:04:05.000"), label, short)
+	return b.String()
+}
+
+func colorOf(protocol, typ string) string {
+	switch {
+	case strings.Contains(typ, "ERROR") || strings.Contains(typ, "FAILED"):
+		return "\x1b[31m" // red
+	case protocol == "system" || typ == "resync":
+		return "\x1b[33m" // yellow
+	case protocol == "a2a":
+		return "\x1b[35m" // magenta
+	}
+	return "\x1b[36m" // cyan
+}
