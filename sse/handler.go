@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/bus"
+	"github.com/eventsd/eventsd/console"
 	"github.com/eventsd/eventsd/routing"
 )
 
@@ -92,6 +93,8 @@ func NewHandler(cfg Config) *Handler {
 	r.Post("/api/v1/events/{channel}", h.publish)
 	r.Post("/api/v1/webhook/{channel}", h.webhook)
 	r.Get("/api/v1/connections", h.connections)
+	r.Handle("/", console.Handler())
+	r.Handle("/console.*", console.Handler())
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path, "")
 	})
