@@ -33,8 +33,8 @@ type Config struct {
 	URL string
 	// Name is the client name shown by the NATS server; default "eventsd".
 	Name string
-	// Options are extra NATS connection options (credentials, TLS).
-	Options []nats.Option
+	// Auth holds the credentials and TLS files for an external server.
+	Auth Auth
 	// Streams are the stream settings EnsureStreams applies.
 	Streams routing.StreamOptions
 	// InactiveThreshold removes a connection's consumer this long after its process stopped
@@ -44,6 +44,9 @@ type Config struct {
 	Buffer int
 	// Timeout bounds each JetStream API call made where the caller set no deadline; default 5s.
 	Timeout time.Duration
+	// MaxCreating bounds the consumer creations in flight at once; more wait their turn, so a
+	// reconnect storm cannot overflow the server's JetStream API queue. Default 64.
+	MaxCreating int
 	// Logger receives connection events; default discards.
 	Logger *slog.Logger
 	// Metrics observes consumer lifetimes; default none.
@@ -62,6 +65,40 @@ type nopMetrics struct{}
 func (nopMetrics) ConsumerCreated(time.Duration) {}
 func (nopMetrics) ConsumerDeleted(time.Duration) {}
 
+// Auth is how eventsd proves itself to an external NATS server; empty fields are unused.
+type Auth struct {
+	CredsFile      string // a .creds file (JWT and nkey seed)
+	NkeyFile       string // an nkey seed file
+	User, Password string
+	TLSCA          string // CA certificate that signs the servers' certificates
+	TLSCert        string // client certificate, with TLSKey
+	TLSKey         string
+}
+
+func (a Auth) options() ([]nats.Option, error) {
+	var opts []nats.Option
+	if a.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(a.CredsFile))
+	}
+	if a.NkeyFile != "" {
+		opt, err := nats.NkeyOptionFromSeed(a.NkeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("bus: nkey %s: %w", a.NkeyFile, err)
+		}
+		opts = append(opts, opt)
+	}
+	if a.User != "" {
+		opts = append(opts, nats.UserInfo(a.User, a.Password))
+	}
+	if a.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(a.TLSCA))
+	}
+	if a.TLSCert != "" || a.TLSKey != "" {
+		opts = append(opts, nats.ClientCert(a.TLSCert, a.TLSKey))
+	}
+	return opts, nil
+}
+
 // Bus is a connection to NATS JetStream shaped for the event plane.
 type Bus struct {
 	nc  *nats.Conn
@@ -69,7 +106,8 @@ type Bus struct {
 	cfg Config
 	log *slog.Logger
 
-	wg sync.WaitGroup // every feed and the contexts projector
+	wg       sync.WaitGroup // every feed and the contexts projector
+	creating chan struct{}  // a slot per consumer creation in flight
 
 	// The contexts projector, once StartContexts has run.
 	kv          jetstream.KeyValue
@@ -100,9 +138,16 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = nopMetrics{}
 	}
+	if cfg.MaxCreating <= 0 {
+		cfg.MaxCreating = 64
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	authOpts, err := cfg.Auth.options()
+	if err != nil {
+		return nil, err
 	}
 	opts := append([]nats.Option{
 		nats.Name(cfg.Name),
@@ -116,7 +161,7 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
 		}),
-	}, cfg.Options...)
+	}, authOpts...)
 	if deadline, ok := ctx.Deadline(); ok {
 		opts = append(opts, nats.Timeout(time.Until(deadline)))
 	}
@@ -129,7 +174,7 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 		nc.Close()
 		return nil, fmt.Errorf("bus: jetstream: %w", err)
 	}
-	return &Bus{nc: nc, js: js, cfg: cfg, log: log}, nil
+	return &Bus{nc: nc, js: js, cfg: cfg, log: log, creating: make(chan struct{}, cfg.MaxCreating)}, nil
 }
 
 // EnsureStreams creates the event plane's streams, or updates them to the configured settings.

@@ -82,6 +82,12 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 	if err != nil {
 		return nil, err
 	}
+	select {
+	case b.creating <- struct{}{}:
+		defer func() { <-b.creating }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	var snapshot []byte
 	var snapshotSeq uint64
 	if b.snapshotWanted(sub) {

@@ -7,11 +7,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/httprate"
 
 	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/bus"
@@ -49,16 +51,25 @@ type Config struct {
 	Metrics Metrics
 	// SkipLogInterval is how often, at most, a skipped event is logged per subject; default 1m.
 	SkipLogInterval time.Duration
+	// MaxConnsPerUser and MaxConns limit open streams on this node per user and in all; 0 for
+	// none. Past a limit a new stream gets 429 with Retry-After.
+	MaxConnsPerUser int
+	MaxConns        int
+	// IngressRate limits each user's publishes per second; 0 for none.
+	IngressRate int
+	// MaxQuery is the longest query string accepted, in bytes; default 4096.
+	MaxQuery int
 }
 
 // Handler serves the event plane's HTTP API.
 type Handler struct {
-	cfg     Config
-	log     *slog.Logger
-	conns   *registry
-	router  chi.Router
-	now     func() time.Time
-	skipLog *logLimiter
+	cfg          Config
+	log          *slog.Logger
+	conns        *registry
+	router       chi.Router
+	now          func() time.Time
+	skipLog      *logLimiter
+	ingressLimit *httprate.RateLimiter // nil: no limit
 }
 
 // NewHandler returns the HTTP API with defaults filled in.
@@ -81,11 +92,18 @@ func NewHandler(cfg Config) *Handler {
 	if cfg.SkipLogInterval <= 0 {
 		cfg.SkipLogInterval = time.Minute
 	}
+	if cfg.MaxQuery <= 0 {
+		cfg.MaxQuery = 4096
+	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, conns: newRegistry(), now: time.Now, skipLog: newLogLimiter(cfg.SkipLogInterval)}
+	if cfg.IngressRate > 0 {
+		h.ingressLimit = httprate.NewRateLimiter(cfg.IngressRate, time.Second)
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	r := chi.NewRouter()
+	r.Use(h.limitQuery)
 	r.Get("/healthz", h.healthz)
 	r.Get("/readyz", h.readyz)
 	r.Get("/api/v1/stream/{channel}", h.stream)
@@ -110,6 +128,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.router.S
 
 // Router returns the chi router, so that the caller can mount more routes (metrics, console).
 func (h *Handler) Router() chi.Router { return h.router }
+
+// limitQuery refuses query strings longer than MaxQuery before anything parses them.
+func (h *Handler) limitQuery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.URL.RawQuery) > h.cfg.MaxQuery {
+			writeError(w, http.StatusRequestURITooLong, fmt.Sprintf("query string over %d bytes", h.cfg.MaxQuery), "")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -46,6 +46,10 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, webhook bool) {
 	if !ok {
 		return
 	}
+	if h.ingressLimit != nil && h.ingressLimit.OnLimit(w, r, id.User) {
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("more than %d publishes a second for this user", h.cfg.IngressRate), "")
+		return
+	}
 	channel, err := routing.ParsePublishChannel(chi.URLParam(r, "channel"))
 	if err == nil && webhook && channel != routing.AGUI && channel != routing.A2A {
 		err = fmt.Errorf("%w %q: webhooks exist for agui and a2a", routing.ErrUnknownChannel, channel)

@@ -64,6 +64,12 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 		sub.Cursor = &cursor
 	}
 
+	if ok, limit := h.conns.tryAdd(id.User, h.cfg.MaxConnsPerUser, h.cfg.MaxConns); !ok {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, "too many streams: "+limit, "")
+		return
+	}
+	defer h.conns.add(id.User, -1)
 	feed, err := h.cfg.Broker.Subscribe(r.Context(), sub)
 	if err != nil {
 		field := ""
@@ -75,8 +81,6 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	defer feed.Close()
 
-	h.conns.add(id.User, 1)
-	defer h.conns.add(id.User, -1)
 	h.cfg.Metrics.StreamOpened(channel)
 	start := h.now()
 	sent, err := h.serveFeed(w, r, feed, channel)

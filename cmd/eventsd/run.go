@@ -36,6 +36,12 @@ type config struct {
 	writeTimeout time.Duration
 	logFormat    string
 	logLevel     string
+
+	natsCreds, natsNkey, natsUser, natsPassword string
+	natsTLSCA, natsTLSCert, natsTLSKey          string
+	replicas                                    int
+	maxConnsPerUser, maxConns, ingressRate      int
+	inactiveThreshold                           time.Duration
 }
 
 func flags(c *config) []cli.Flag {
@@ -47,6 +53,9 @@ func flags(c *config) []cli.Flag {
 	}
 	dur := func(name string, value time.Duration, usage string, dst *time.Duration) cli.Flag {
 		return &cli.DurationFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name), Destination: dst}
+	}
+	integer := func(name string, value int, usage string, dst *int) cli.Flag {
+		return &cli.IntFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name), Destination: dst}
 	}
 	return []cli.Flag{
 		str("listen", "127.0.0.1:8080", "HTTP address to serve on", &c.listen),
@@ -60,6 +69,18 @@ func flags(c *config) []cli.Flag {
 		dur("write-timeout", 10*time.Second, "a stream client that takes no frame for this long is disconnected", &c.writeTimeout),
 		str("log-format", "text", "log format: text or json", &c.logFormat),
 		str("log-level", "info", "log level: debug, info, warn or error", &c.logLevel),
+		str("nats-creds", "", "NATS credentials file (with --nats-url)", &c.natsCreds),
+		str("nats-nkey", "", "NATS nkey seed file (with --nats-url)", &c.natsNkey),
+		str("nats-user", "", "NATS user (with --nats-password)", &c.natsUser),
+		str("nats-password", "", "NATS password", &c.natsPassword),
+		str("nats-tls-ca", "", "CA certificate file that signs the NATS servers' certificates", &c.natsTLSCA),
+		str("nats-tls-cert", "", "client certificate file for NATS (with --nats-tls-key)", &c.natsTLSCert),
+		str("nats-tls-key", "", "client key file for NATS", &c.natsTLSKey),
+		integer("replicas", 1, "copies of each stream (3 recommended on a cluster)", &c.replicas),
+		integer("max-conns-per-user", 10, "open streams per user on this node (0: no limit)", &c.maxConnsPerUser),
+		integer("max-conns", 100_000, "open streams on this node (0: no limit)", &c.maxConns),
+		integer("ingress-rate", 100, "publishes per second per user (0: no limit)", &c.ingressRate),
+		dur("inactive-threshold", 10*time.Second, "the server removes a stream's consumer this long after its eventsd stopped asking (if it died)", &c.inactiveThreshold),
 	}
 }
 
@@ -132,8 +153,16 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 	defer cancel()
 	streams := routing.DefaultStreamOptions
 	streams.MaxAge = c.retention
+	streams.Replicas = c.replicas
 	m := metrics.New(func() bool { return d.bus.Connected() })
-	d.bus, err = bus.Connect(connectCtx, bus.Config{URL: d.natsURL, Streams: streams, Logger: log, Metrics: m})
+	d.bus, err = bus.Connect(connectCtx, bus.Config{
+		URL: d.natsURL, Streams: streams, Logger: log, Metrics: m,
+		Auth: bus.Auth{
+			CredsFile: c.natsCreds, NkeyFile: c.natsNkey, User: c.natsUser, Password: c.natsPassword,
+			TLSCA: c.natsTLSCA, TLSCert: c.natsTLSCert, TLSKey: c.natsTLSKey,
+		},
+		InactiveThreshold: c.inactiveThreshold,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -145,13 +174,16 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 	}
 
 	h := sse.NewHandler(sse.Config{
-		Broker:       d.bus,
-		Verifier:     auth.NewVerifier(secret),
-		Heartbeat:    c.heartbeat,
-		WriteTimeout: c.writeTimeout,
-		MaxBody:      c.maxBody,
-		Logger:       log,
-		Metrics:      m,
+		Broker:          d.bus,
+		Verifier:        auth.NewVerifier(secret),
+		Heartbeat:       c.heartbeat,
+		WriteTimeout:    c.writeTimeout,
+		MaxBody:         c.maxBody,
+		Logger:          log,
+		Metrics:         m,
+		MaxConnsPerUser: c.maxConnsPerUser,
+		MaxConns:        c.maxConns,
+		IngressRate:     c.ingressRate,
 	})
 	h.Router().Handle("/metrics", m.Handler())
 	ln, err := net.Listen("tcp", c.listen)

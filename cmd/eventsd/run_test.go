@@ -20,6 +20,7 @@ func testConfig(dir string) config {
 		listen: "127.0.0.1:0", dataDir: dir, natsListen: "0",
 		heartbeat: time.Minute, retention: time.Hour, maxBody: 1 << 20,
 		writeTimeout: 10 * time.Second, logFormat: "text", logLevel: "error",
+		replicas: 1, maxConnsPerUser: 10, maxConns: 1000, ingressRate: 100, inactiveThreshold: 10 * time.Second,
 	}
 }
 

@@ -1,0 +1,150 @@
+package sse_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/eventsd/eventsd/auth"
+	"github.com/eventsd/eventsd/routing"
+	"github.com/eventsd/eventsd/sse"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestStreamLimits(t *testing.T) {
+	p := newPlane(t, sse.Config{MaxConnsPerUser: 2, MaxConns: 3})
+	alice, bob, carol := token(t, "alice"), token(t, "bob"), token(t, "carol")
+	a1 := p.open(t, "/api/v1/stream/agui", alice, nil)
+	p.open(t, "/api/v1/stream/a2a", alice, nil)
+	status := func(tok string) (int, string) {
+		resp := p.get(t, "/api/v1/stream/agui", tok, nil)
+		defer resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	if code, retry := status(alice); code != http.StatusTooManyRequests || retry == "" {
+		t.Fatalf("third stream for alice: %d, Retry-After %q; want 429 with Retry-After", code, retry)
+	}
+	p.open(t, "/api/v1/stream/agui", bob, nil)
+	if code, _ := status(carol); code != http.StatusTooManyRequests {
+		t.Fatalf("fourth stream on a node limited to 3: %d, want 429", code)
+	}
+	a1.close()
+	waitFor(t, "alice's first stream to end", func() bool {
+		resp := p.get(t, "/api/v1/connections", alice, nil)
+		var c struct{ Count int }
+		decode(t, resp, &c)
+		return c.Count == 1
+	})
+	p.open(t, "/api/v1/stream/agui", carol, nil)
+}
+
+func TestIngressRateLimit(t *testing.T) {
+	p := newPlane(t, sse.Config{IngressRate: 5})
+	tok := token(t, "alice")
+	limited := 0
+	for range 20 {
+		code, _ := p.post(t, "/api/v1/events/agui", tok, "application/json", `{"type":"CUSTOM","name":"n","value":1}`)
+		switch code {
+		case http.StatusOK:
+		case http.StatusTooManyRequests:
+			limited++
+		default:
+			t.Fatalf("publish: %d", code)
+		}
+	}
+	if limited == 0 {
+		t.Fatal("20 publishes at once under a limit of 5 a second: none refused")
+	}
+	if n := p.msgs(t, routing.StreamAGUI); int(n) != 20-limited {
+		t.Fatalf("%d stored after %d refusals of 20, want %d", n, limited, 20-limited)
+	}
+	// Another user has a budget of their own.
+	if code, _ := p.post(t, "/api/v1/events/agui", token(t, "bob"), "application/json", `{"type":"CUSTOM","name":"n","value":1}`); code != http.StatusOK {
+		t.Fatalf("bob's publish: %d, want 200", code)
+	}
+}
+
+// TestHostileRequests sends requests meant to confuse routing or framing, checks each answer,
+// and that nothing reached alice, who follows every channel, or was stored by a refused request.
+func TestHostileRequests(t *testing.T) {
+	p := newPlane(t, sse.Config{})
+	alice := token(t, "alice")
+	svc := token(t, "svc", auth.RoleService)
+	watch := p.open(t, "/api/v1/stream/contexts?types=CUSTOM,TASK_SUBMITTED,CONTEXT_CREATED", alice, nil)
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		tok    string
+		body   string
+		status int
+		stored int // events this request stores (under the user it names)
+	}{
+		{"user with dot", "POST", "/api/v1/events/agui?user=" + url.QueryEscape("alice.x"), svc, `{"type":"CUSTOM","name":"n","value":1}`, 200, 1},
+		{"user star", "POST", "/api/v1/events/agui?user=*", svc, `{"type":"CUSTOM","name":"n","value":1}`, 200, 1},
+		{"user gt", "POST", "/api/v1/events/agui?user=" + url.QueryEscape(">"), svc, `{"type":"CUSTOM","name":"n","value":1}`, 200, 1},
+		{"user alice.*", "POST", "/api/v1/events/a2a?user=" + url.QueryEscape("alice.*"), svc, `{"type":"TASK_SUBMITTED","taskId":"t","contextId":"c","agentName":"a"}`, 200, 1},
+		{"user with space", "POST", "/api/v1/events/agui?user=" + url.QueryEscape("alice "), svc, `{"type":"CUSTOM","name":"n","value":1}`, 200, 1},
+		{"user with control", "POST", "/api/v1/events/system?user=" + url.QueryEscape("alice\x00\r\n"), svc, `{"type":"CONTEXT_CREATED","contextId":"c","name":"n"}`, 200, 1},
+		{"user invalid UTF-8", "POST", "/api/v1/events/agui?user=%FF", svc, `{"type":"CUSTOM","name":"n","value":1}`, 400, 0},
+		{"user empty", "POST", "/api/v1/events/agui?user=", svc, `{"type":"CUSTOM","name":"n","value":1}`, 400, 0},
+		{"user 10 KB in the query", "POST", "/api/v1/events/agui?user=" + strings.Repeat("a", 10<<10), svc, `{"type":"CUSTOM","name":"n","value":1}`, 414, 0},
+		{"user 10 KB in a webhook", "POST", "/api/v1/webhook/agui", svc, `{"type":"CUSTOM","name":"n","value":1,"user_id":"` + strings.Repeat("a", 10<<10) + `"}`, 400, 0},
+		{"type with subject syntax", "POST", "/api/v1/events/agui", alice, `{"type":"CUSTOM.>","name":"n","value":1}`, 400, 0},
+		{"type with CR LF", "POST", "/api/v1/events/agui", alice, `{"type":"CUSTOM\r\nX","name":"n","value":1}`, 400, 0},
+		{"CR LF inside a field is escaped", "POST", "/api/v1/events/agui?user=bob", svc, `{"type":"CUSTOM","name":"a\r\n\r\ndata: x","value":1}`, 200, 1},
+		{"types wildcard", "GET", "/api/v1/stream/agui?types=*", alice, "", 400, 0},
+		{"types gt", "GET", "/api/v1/stream/agui?types=" + url.QueryEscape(">"), alice, "", 400, 0},
+		{"types subject", "GET", "/api/v1/stream/agui?types=" + url.QueryEscape("X.bob.Y"), alice, "", 400, 0},
+		{"types CR LF", "GET", "/api/v1/stream/agui?types=" + url.QueryEscape("X\r\nid: 1"), alice, "", 400, 0},
+		{"cursor negative", "GET", "/api/v1/stream/agui?last_event_id=-5", alice, "", 400, 0},
+		{"cursor huge", "GET", "/api/v1/stream/agui?last_event_id=99999999999999999999999-1", alice, "", 400, 0},
+		{"cursor not numeric", "GET", "/api/v1/stream/agui?last_event_id=abc", alice, "", 400, 0},
+		{"cursor CR LF", "GET", "/api/v1/stream/agui?last_event_id=" + url.QueryEscape("1-1\r\ndata: x"), alice, "", 400, 0},
+		{"all_users without admin", "GET", "/api/v1/stream/agui?all_users=true", alice, "", 403, 0},
+	}
+	total := 0
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, p.url+tt.path, strings.NewReader(tt.body))
+			req.Header.Set("Authorization", "Bearer "+tt.tok)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("%s %s: %d, want %d", tt.method, tt.path[:min(len(tt.path), 80)], resp.StatusCode, tt.status)
+			}
+			if tt.status >= 400 && resp.Header.Get("Content-Type") != "application/json" {
+				t.Errorf("error answer with Content-Type %q, want JSON", resp.Header.Get("Content-Type"))
+			}
+		})
+		total += tt.stored
+	}
+	stored := 0
+	for _, s := range []string{routing.StreamAGUI, routing.StreamA2A, routing.StreamAnalytics} {
+		stored += int(p.msgs(t, s))
+	}
+	ctxStream, err := p.js.Stream(ctxFor(t), routing.StreamContext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := ctxStream.Info(ctxFor(t), jetstream.WithSubjectFilter("context.system.>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range info.State.Subjects {
+		stored += int(n)
+	}
+	if stored != total {
+		t.Errorf("%d events stored, want %d (only the accepted requests')", stored, total)
+	}
+	// Alice's own marker is the first thing her stream shows: nothing above leaked to her.
+	p.publishNATS(t, "context.system.alice.CONTEXT_CREATED", `{"marker":true}`)
+	if f := watch.next(t); f.Data != `{"protocol":"system","event":{"marker":true}}` {
+		t.Fatalf("alice's stream showed %s before her own event", f.Data)
+	}
+}
