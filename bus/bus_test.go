@@ -13,6 +13,8 @@ import (
 	"github.com/eventsd/eventsd/event"
 	"github.com/eventsd/eventsd/internal/testplane"
 	"github.com/eventsd/eventsd/routing"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // start runs an embedded JetStream server and a Bus with its streams for one test.
@@ -221,5 +223,48 @@ func TestPublishEventReachesContexts(t *testing.T) {
 	ev := next(t, f)
 	if want := `{"type":"RUN_STARTED","timestamp":7,"threadId":"t","runId":"r"}`; ev.Subject != "context.agui.~YUBi.RUN_STARTED" || string(ev.Data) != want {
 		t.Fatalf("contexts got %s %s, want %s", ev.Subject, ev.Data, want)
+	}
+}
+
+// TestStalledFeedIsBounded never reads a feed while 20,000 events are stored for it: the events
+// held for it in this process stay within the feed's buffer and one pull batch; the rest wait
+// in the stream.
+func TestStalledFeedIsBounded(t *testing.T) {
+	b, url := testplane.StartBus(t)
+	ctx := testContext(t)
+	f, err := b.Subscribe(ctx, routing.Subscription{Channel: routing.AGUI, User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	const n = 20_000
+	for range n {
+		if _, err := js.PublishAsync("agui.alice.X", []byte(`{"type":"X"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-js.PublishAsyncComplete()
+	// The consumer has delivered what the process holds; the default buffer is 64 events in
+	// the feed and 64 in the pull batch, plus the one being handed over.
+	const bound = 64 + 64 + 1
+	stream, err := js.Stream(ctx, routing.StreamAGUI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons := stream.ListConsumers(ctx)
+	for info := range cons.Info() {
+		if info.Delivered.Consumer > bound || info.NumPending < n-bound {
+			t.Fatalf("stalled feed: %d delivered, %d pending; want at most %d delivered", info.Delivered.Consumer, info.NumPending, bound)
+		}
+		t.Logf("stalled feed: %d delivered to the process, %d pending in the stream", info.Delivered.Consumer, info.NumPending)
+	}
+	if len(f.Events()) != cap(f.Events()) {
+		t.Fatalf("feed holds %d of %d", len(f.Events()), cap(f.Events()))
 	}
 }

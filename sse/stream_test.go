@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -463,4 +464,93 @@ func TestAllUsersAndSince(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("since=yesterday: %d, want 400", resp.StatusCode)
 	}
+}
+
+// TestReconnectStorm opens 2,000 streams at the same moment, as clients do when a node comes
+// back; consumer creation is queued rather than overflowing the JetStream API. All must succeed,
+// receive an event, and leave no consumer behind.
+func TestReconnectStorm(t *testing.T) {
+	if raceEnabled {
+		t.Skip("2,000 streams pass the race detector's goroutine limit: .ci/run runs this test without -race")
+	}
+	p := newPlane(t, sse.Config{})
+	const n = 2000
+	tok := token(t, "storm")
+	clients := make([]*client, n)
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			c, err := p.tryOpen("/api/v1/stream/agui", tok, nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			clients[i] = c
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	p.publishNATS(t, "agui.storm.PING", `{"ping":true}`)
+	for i, c := range clients {
+		if f := c.next(t); f.Data != `{"ping":true}` {
+			t.Fatalf("client %d got %+v", i, f)
+		}
+	}
+	for _, c := range clients {
+		c.close()
+	}
+	waitFor(t, "every consumer deleted", func() bool { return p.consumers(t, routing.StreamAGUI) == 0 })
+}
+
+// TestStalledClient stops reading one stream while events flow: that connection is cut after
+// the write timeout and its consumer deleted, while another stream of the same user gets every
+// event.
+func TestStalledClient(t *testing.T) {
+	m := &countingMetrics{}
+	p := newPlane(t, sse.Config{WriteTimeout: 300 * time.Millisecond, Metrics: m})
+	tok := token(t, "alice")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprintf(conn, "GET /api/v1/stream/agui HTTP/1.1\r\nHost: eventsd\r\nAuthorization: Bearer %s\r\n\r\n", tok)
+	waitFor(t, "the stalled stream's consumer", func() bool { return p.consumers(t, routing.StreamAGUI) == 1 })
+	reader := p.open(t, "/api/v1/stream/agui", tok, nil)
+
+	const n = 3000
+	payload := fmt.Sprintf(`{"pad":%q}`, strings.Repeat("x", 2000))
+	published := make(chan error, 1)
+	go func() {
+		for range n {
+			if _, err := p.js.PublishAsync("agui.alice.BIG", []byte(payload)); err != nil {
+				published <- err
+				return
+			}
+		}
+		select {
+		case <-p.js.PublishAsyncComplete():
+			published <- nil
+		case <-time.After(30 * time.Second):
+			published <- fmt.Errorf("publishes not acknowledged")
+		}
+	}()
+	for i := range n {
+		if f := reader.next(t); f.Data != payload {
+			t.Fatalf("event %d: %.40s", i, f.Data)
+		}
+	}
+	if err := <-published; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stalled stream to be cut", func() bool { return m.get("closed agui write") == 1 })
+	waitFor(t, "its consumer deleted", func() bool { return p.consumers(t, routing.StreamAGUI) == 1 })
 }
