@@ -109,6 +109,9 @@ type Bus struct {
 	wg       sync.WaitGroup // every feed and the contexts projector
 	creating chan struct{}  // a slot per consumer creation in flight
 
+	mu    sync.Mutex
+	feeds map[*Feed]struct{} // open feeds, ended when NATS goes away
+
 	// The contexts projector, once StartContexts has run.
 	kv          jetstream.KeyValue
 	stopProject context.CancelFunc
@@ -145,6 +148,7 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var bp atomic.Pointer[Bus] // the handlers below run only after Connect returns b
 	authOpts, err := cfg.Auth.options()
 	if err != nil {
 		return nil, err
@@ -156,6 +160,9 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected", "err", err)
+			}
+			if b := bp.Load(); b != nil {
+				b.endFeeds()
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
@@ -174,7 +181,9 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 		nc.Close()
 		return nil, fmt.Errorf("bus: jetstream: %w", err)
 	}
-	return &Bus{nc: nc, js: js, cfg: cfg, log: log, creating: make(chan struct{}, cfg.MaxCreating)}, nil
+	b := &Bus{nc: nc, js: js, cfg: cfg, log: log, creating: make(chan struct{}, cfg.MaxCreating), feeds: map[*Feed]struct{}{}}
+	bp.Store(b)
+	return b, nil
 }
 
 // EnsureStreams creates the event plane's streams, or updates them to the configured settings.
@@ -237,6 +246,9 @@ type Ack struct {
 // Publish stores one event on subject. A non-empty msgID de-duplicates retries within the
 // streams' duplicate window.
 func (b *Bus) Publish(ctx context.Context, subject string, data []byte, msgID string) (Ack, error) {
+	if !b.Connected() {
+		return Ack{}, fmt.Errorf("%w: publish %s: not connected", ErrUnavailable, subject)
+	}
 	var opts []jetstream.PublishOpt
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
@@ -256,6 +268,16 @@ func (b *Bus) wrap(op string, err error) error {
 		return fmt.Errorf("%w: %s: %v", ErrUnavailable, op, err)
 	}
 	return fmt.Errorf("bus: %s: %w", op, err)
+}
+
+// endFeeds ends every open feed with ErrUnavailable: while NATS is away no feed can promise
+// that it misses nothing, and its client resumes by cursor once NATS is back.
+func (b *Bus) endFeeds() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for f := range b.feeds {
+		f.abort(fmt.Errorf("%w: connection lost", ErrUnavailable))
+	}
 }
 
 // Connected reports whether the NATS connection is up.

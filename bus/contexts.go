@@ -52,6 +52,11 @@ func (b *Bus) StartContexts(ctx context.Context) error {
 					return
 				}
 				b.log.Warn("contexts projector", "err", err)
+				select { // NATS may be away: do not spin
+				case <-ctx.Done():
+					return
+				case <-time.After(500 * time.Millisecond):
+				}
 				continue
 			}
 			meta, err := msg.Metadata()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -50,9 +49,8 @@ type Feed struct {
 
 	events chan Event
 	err    error // set before events is closed
-	cancel context.CancelFunc
+	abort  context.CancelCauseFunc
 	done   chan struct{}
-	close  sync.Once
 }
 
 // Events delivers the feed's events in stream order. It is closed when the feed ends; Err says
@@ -66,7 +64,7 @@ func (f *Feed) Err() error { return f.err }
 // Close stops the feed, deletes its consumer and waits until both are done. It is safe to call
 // more than once.
 func (f *Feed) Close() {
-	f.close.Do(f.cancel)
+	f.abort(nil)
 	<-f.done
 }
 
@@ -77,6 +75,9 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 	name, err := sub.Stream()
 	if err != nil {
 		return nil, err
+	}
+	if !b.Connected() {
+		return nil, fmt.Errorf("%w: subscribe: not connected", ErrUnavailable)
 	}
 	filters, err := sub.Filters()
 	if err != nil {
@@ -156,18 +157,26 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 	}
 	b.cfg.Metrics.ConsumerCreated(time.Since(created))
 
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, abort := context.WithCancelCause(ctx)
 	f := &Feed{
 		Notice:   notice,
 		Snapshot: snapshotEvent,
 		events:   make(chan Event, b.cfg.Buffer),
-		cancel:   cancel,
+		abort:    abort,
 		done:     make(chan struct{}),
 	}
+	b.mu.Lock()
+	b.feeds[f] = struct{}{}
+	b.mu.Unlock()
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
 		defer close(f.done)
+		defer func() {
+			b.mu.Lock()
+			delete(b.feeds, f)
+			b.mu.Unlock()
+		}()
 		f.err = f.pump(ctx, it, epoch, skipUntil)
 		close(f.events)
 		it.Stop()
@@ -183,7 +192,7 @@ func (f *Feed) pump(ctx context.Context, it jetstream.MessagesContext, epoch, sk
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return abortCause(ctx)
 			}
 			return fmt.Errorf("%w: consumer: %v", ErrUnavailable, err)
 		}
@@ -198,17 +207,25 @@ func (f *Feed) pump(ctx context.Context, it jetstream.MessagesContext, epoch, sk
 		select {
 		case f.events <- ev:
 		case <-ctx.Done():
-			return nil
+			return abortCause(ctx)
 		}
 	}
+}
+
+// abortCause is nil for a feed closed or whose caller went away, and the reason otherwise.
+func abortCause(ctx context.Context) error {
+	if cause := context.Cause(ctx); errors.Is(cause, ErrUnavailable) {
+		return cause
+	}
+	return nil
 }
 
 // deleteConsumer removes a feed's consumer at once rather than waiting for the inactivity
 // threshold. The feed's context is already done, so it uses a fresh one.
 func (b *Bus) deleteConsumer(ctx context.Context, stream string, cons jetstream.Consumer) {
 	info := cons.CachedInfo()
-	if info == nil {
-		return
+	if info == nil || !b.Connected() {
+		return // the inactivity threshold removes it
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.Timeout)
 	defer cancel()

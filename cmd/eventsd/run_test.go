@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/eventsd/eventsd/auth"
+	"github.com/eventsd/eventsd/embedded"
 	"github.com/eventsd/eventsd/sse"
 )
 
@@ -184,5 +187,77 @@ func assertMetrics(t *testing.T, url string, lines []string) {
 		if !strings.Contains(string(body), "\n"+l+"\n") {
 			t.Errorf("/metrics lacks %q", l)
 		}
+	}
+}
+
+// TestNATSOutage takes NATS away under a running eventsd: open streams end, /readyz and
+// ingress answer 503, and all recovers by itself when NATS is back; the client resumes by id.
+func TestNATSOutage(t *testing.T) {
+	store := t.TempDir()
+	ns, err := embedded.Start(embedded.Options{StoreDir: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(ns.ClientURL())
+	port, _ := strconv.Atoi(u.Port())
+	c := testConfig(t.TempDir())
+	c.natsURL = ns.ClientURL()
+	d, err := start(context.Background(), c, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.shutdown()
+	secret, _ := auth.LoadSecret(c.dataDir)
+	tok, _ := auth.Mint(secret, "alice", nil, time.Hour)
+	status := func(method, path, body string) int {
+		req, _ := http.NewRequest(method, d.httpURL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitStatus := func(what, method, path, body string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for status(method, path, body) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %s %s never answered %d", what, method, path, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	const ev = `{"type":"STEP_STARTED","stepName":"s"}`
+
+	next, body := stream(t, d.httpURL, tok, "")
+	post(t, d.httpURL, tok, ev)
+	last := next()
+	ns.Shutdown()
+	if f := next(); f != (sse.Frame{}) {
+		t.Fatalf("with NATS gone the stream gave %+v, want its end", f)
+	}
+	body.Close()
+	waitStatus("NATS down", "GET", "/readyz", "", http.StatusServiceUnavailable)
+	if got := status("POST", "/api/v1/events/agui", ev); got != http.StatusServiceUnavailable {
+		t.Fatalf("ingress with NATS down: %d, want 503", got)
+	}
+	if got := status("GET", "/api/v1/stream/agui", ""); got != http.StatusServiceUnavailable {
+		t.Fatalf("stream with NATS down: %d, want 503", got)
+	}
+
+	ns, err = embedded.Start(embedded.Options{Port: port, StoreDir: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	waitStatus("NATS back", "GET", "/readyz", "", http.StatusOK)
+	waitStatus("ingress back", "POST", "/api/v1/events/agui", `{"type":"STEP_STARTED","stepName":"after"}`, http.StatusOK)
+	next, body = stream(t, d.httpURL, tok, last.ID)
+	defer body.Close()
+	if f := next(); !strings.Contains(f.Data, `"after"`) {
+		t.Fatalf("resumed after the outage: %+v, want the event published after it", f)
 	}
 }
