@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+// SubjectConnections is the core NATS subject on which every eventsd node answers with its
+// open streams per user. No stream captures it.
+const SubjectConnections = "eventsd.connections"
+
 // BucketContexts is the key-value bucket that holds each user's contexts view.
 const BucketContexts = "CONTEXTS"
 

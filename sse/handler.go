@@ -29,6 +29,10 @@ type Broker interface {
 	Publish(ctx context.Context, subject string, data []byte, msgID string) (bus.Ack, error)
 	// Ready reports whether NATS is reachable and the streams exist.
 	Ready(ctx context.Context) error
+	// ServeConnections answers other nodes with local's count of open streams per user.
+	ServeConnections(local func() []byte) error
+	// GatherConnections collects every node's answer within wait.
+	GatherConnections(ctx context.Context, wait time.Duration) ([][]byte, error)
 }
 
 // Config configures a Handler. Broker and Verifier are required.
@@ -59,6 +63,8 @@ type Config struct {
 	IngressRate int
 	// MaxQuery is the longest query string accepted, in bytes; default 4096.
 	MaxQuery int
+	// PeerWait is how long /api/v1/connections waits for other nodes' answers; default 150ms.
+	PeerWait time.Duration
 }
 
 // Handler serves the event plane's HTTP API.
@@ -72,8 +78,9 @@ type Handler struct {
 	ingressLimit *httprate.RateLimiter // nil: no limit
 }
 
-// NewHandler returns the HTTP API with defaults filled in.
-func NewHandler(cfg Config) *Handler {
+// NewHandler returns the HTTP API with defaults filled in. It answers other nodes' questions
+// about its connections through the Broker.
+func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 15 * time.Second
 	}
@@ -94,6 +101,9 @@ func NewHandler(cfg Config) *Handler {
 	}
 	if cfg.MaxQuery <= 0 {
 		cfg.MaxQuery = 4096
+	}
+	if cfg.PeerWait <= 0 {
+		cfg.PeerWait = 150 * time.Millisecond
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, conns: newRegistry(), now: time.Now, skipLog: newLogLimiter(cfg.SkipLogInterval)}
 	if cfg.IngressRate > 0 {
@@ -120,7 +130,12 @@ func NewHandler(cfg Config) *Handler {
 		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path, "")
 	})
 	h.router = r
-	return h
+	err := cfg.Broker.ServeConnections(func() []byte {
+		_, users := h.conns.snapshot()
+		b, _ := json.Marshal(users)
+		return b
+	})
+	return h, err
 }
 
 // ServeHTTP implements http.Handler.
@@ -159,12 +174,29 @@ func (h *Handler) connections(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if id.Has(auth.RoleAdmin) {
-		total, users := h.conns.snapshot()
-		writeJSON(w, http.StatusOK, map[string]any{"total": total, "users": users})
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	answers, err := h.cfg.Broker.GatherConnections(ctx, h.cfg.PeerWait)
+	if err != nil {
+		writeError(w, statusOf(err), err.Error(), "")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"user": id.User, "count": h.conns.count(id.User)})
+	total, users := 0, map[string]int{}
+	for _, a := range answers {
+		var node map[string]int
+		if json.Unmarshal(a, &node) != nil {
+			continue
+		}
+		for u, n := range node {
+			users[u] += n
+			total += n
+		}
+	}
+	if id.Has(auth.RoleAdmin) {
+		writeJSON(w, http.StatusOK, map[string]any{"total": total, "users": users, "nodes": len(answers)})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user": id.User, "count": users[id.User]})
 }
 
 // authenticate verifies the caller's token and that its subject can name a user, or writes 401.

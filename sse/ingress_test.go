@@ -234,7 +234,7 @@ func TestConnections(t *testing.T) {
 	p.open(t, "/api/v1/stream/agui", token(t, "b.b"), nil)
 	for _, tt := range []struct{ tok, want string }{
 		{token(t, "alice"), `{"count":2,"user":"alice"}`},
-		{token(t, "root", auth.RoleAdmin), `{"total":3,"users":{"alice":2,"b.b":1}}`},
+		{token(t, "root", auth.RoleAdmin), `{"nodes":1,"total":3,"users":{"alice":2,"b.b":1}}`},
 	} {
 		resp := p.get(t, "/api/v1/connections", tt.tok, nil)
 		var got map[string]any

@@ -41,12 +41,6 @@ func (r *registry) add(user string, delta int) {
 	}
 }
 
-func (r *registry) count(user string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.users[user]
-}
-
 func (r *registry) snapshot() (int, map[string]int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -173,7 +173,7 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 		return nil, err
 	}
 
-	h := sse.NewHandler(sse.Config{
+	h, err := sse.NewHandler(sse.Config{
 		Broker:          d.bus,
 		Verifier:        auth.NewVerifier(secret),
 		Heartbeat:       c.heartbeat,
@@ -185,6 +185,9 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 		MaxConns:        c.maxConns,
 		IngressRate:     c.ingressRate,
 	})
+	if err != nil {
+		return nil, err
+	}
 	h.Router().Handle("/metrics", m.Handler())
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {

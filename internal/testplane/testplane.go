@@ -68,7 +68,11 @@ func Start(t testing.TB, cfg sse.Config) *Plane {
 	}
 	cfg.Broker = b
 	cfg.Verifier = auth.NewVerifier(Secret)
-	ts := httptest.NewServer(sse.NewHandler(cfg))
+	h, err := sse.NewHandler(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close) // runs before the bus closes: streams end first
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
