@@ -149,7 +149,7 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 		}
 		d.natsURL = d.nats.ClientURL()
 	}
-	connectCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	streams := routing.DefaultStreamOptions
 	streams.MaxAge = c.retention
@@ -166,8 +166,20 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 	if err != nil {
 		return nil, err
 	}
-	if err := d.bus.EnsureStreams(connectCtx); err != nil {
-		return nil, err
+	// A cluster that has just started may not have elected its JetStream leader yet, and
+	// drops requests meanwhile: each attempt gets a short deadline of its own.
+	for {
+		attempt, cancelAttempt := context.WithTimeout(connectCtx, 3*time.Second)
+		err = d.bus.EnsureStreams(attempt)
+		cancelAttempt()
+		if err == nil {
+			break
+		}
+		if connectCtx.Err() != nil {
+			return nil, err
+		}
+		log.Info("waiting for JetStream", "err", err)
+		time.Sleep(250 * time.Millisecond)
 	}
 	if err := d.bus.StartContexts(connectCtx); err != nil {
 		return nil, err

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventsd/eventsd/auth"
+	"github.com/eventsd/eventsd/internal/testplane"
+	"github.com/eventsd/eventsd/sse"
+)
+
+// clusterNode starts an eventsd node on the cluster, sharing one JWT secret.
+func clusterNode(t *testing.T, urls string) *daemon {
+	t.Helper()
+	c := testConfig(t.TempDir())
+	c.natsURL, c.jwtSecret, c.replicas = urls, "cluster-secret", 3
+	c.maxConnsPerUser = 0
+	d, err := start(context.Background(), c, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// publishEvent posts event i for alice through node url, retrying (with the same
+// Idempotency-Key, so a retry is stored once) until it is accepted.
+func publishEvent(ctx context.Context, url, tok string, i int) error {
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/api/v1/events/agui",
+			strings.NewReader(fmt.Sprintf(`{"type":"STEP_STARTED","stepName":"%d"}`, i)))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", fmt.Sprintf("step-%d", i))
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("event %d never accepted: %v", i, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// follower reads alice's agui steps from the nodes in turn, resuming with the last id after
+// every drop, until it has want steps; it reports them in the order received.
+func follower(ctx context.Context, urls []string, tok string, lastID *string, want int) ([]int, error) {
+	var got []int
+	for node := 0; len(got) < want; node = (node + 1) % len(urls) {
+		if ctx.Err() != nil {
+			seen := map[int]int{}
+			for _, v := range got {
+				seen[v]++
+			}
+			var missing []int
+			for i := range want - 1 {
+				if seen[i] == 0 {
+					missing = append(missing, i)
+				}
+			}
+			return got, fmt.Errorf("have %d of %d steps (missing %v): %w", len(got), want, missing, ctx.Err())
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, urls[node]+"/api/v1/stream/agui", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if *lastID != "" {
+			req.Header.Set("Last-Event-ID", *lastID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			if err == nil {
+				resp.Body.Close()
+			}
+			time.Sleep(50 * time.Millisecond) // that node is away: try the next one shortly
+			continue
+		}
+		r := sse.NewReader(resp.Body, 1<<20)
+		for len(got) < want {
+			f, err := r.Next()
+			if err != nil {
+				break
+			}
+			if f.Event != "" {
+				continue
+			}
+			var ev struct{ StepName string }
+			if err := json.Unmarshal([]byte(f.Data), &ev); err != nil {
+				return got, err
+			}
+			var i int
+			fmt.Sscan(ev.StepName, &i)
+			got = append(got, i)
+			*lastID = f.ID
+		}
+		resp.Body.Close()
+	}
+	return got, nil
+}
+
+func checkSteps(t *testing.T, got []int, from, want int) {
+	t.Helper()
+	if len(got) != want {
+		t.Fatalf("got %d steps, want %d", len(got), want)
+	}
+	for i, v := range got {
+		if v != from+i {
+			t.Fatalf("step %d is %d: lost, duplicated or out of order", i, v)
+		}
+	}
+}
+
+// TestCluster runs two eventsd nodes on a three-node NATS cluster with R3 streams.
+func TestCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node NATS cluster")
+	}
+	cluster := testplane.StartCluster(t, 3)
+	a, b := clusterNode(t, cluster.URLs()), clusterNode(t, cluster.URLs())
+	defer a.shutdown()
+	tok, _ := auth.Mint([]byte("cluster-secret"), "alice", nil, time.Hour)
+	admin, _ := auth.Mint([]byte("cluster-secret"), "root", []string{auth.RoleAdmin}, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	var helloID string // the steps below come after it
+	t.Run("published on A reaches B, and both count connections", func(t *testing.T) {
+		next, body := stream(t, b.httpURL, tok, "")
+		defer body.Close()
+		_, bodyA := stream(t, a.httpURL, tok, "")
+		defer bodyA.Close()
+		post(t, a.httpURL, tok, `{"type":"STEP_STARTED","stepName":"hello"}`)
+		f := next()
+		if !strings.Contains(f.Data, `"hello"`) {
+			t.Fatalf("node B streamed %+v", f)
+		}
+		helloID = f.ID
+		var conns struct {
+			Total int
+			Nodes int
+			Users map[string]int
+		}
+		req, _ := http.NewRequest(http.MethodGet, a.httpURL+"/api/v1/connections", nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewDecoder(resp.Body).Decode(&conns)
+		resp.Body.Close()
+		if conns.Nodes != 2 || conns.Users["alice"] != 2 {
+			t.Fatalf("connections = %+v, want alice's 2 streams over 2 nodes", conns)
+		}
+	})
+
+	t.Run("a NATS node stops while events flow", func(t *testing.T) {
+		const n = 200
+		results := make(chan []int, 1)
+		errs := make(chan error, 2)
+		go func() {
+			got, err := follower(ctx, []string{b.httpURL, a.httpURL}, tok, &helloID, n)
+			if err != nil {
+				errs <- err
+			}
+			results <- got
+		}()
+		go func() {
+			for i := range n {
+				if i == n/3 {
+					cluster.Stop(0)
+				}
+				if err := publishEvent(ctx, a.httpURL, tok, i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+		select {
+		case err := <-errs:
+			t.Fatal(err)
+		case got := <-results:
+			checkSteps(t, got, 0, n)
+		}
+		cluster.Start(0)
+	})
+
+	t.Run("an eventsd node restarts; its client resumes on the other", func(t *testing.T) {
+		const from, n = 200, 100
+		results := make(chan []int, 1)
+		errs := make(chan error, 2)
+		go func() {
+			got, err := follower(ctx, []string{b.httpURL, a.httpURL}, tok, &helloID, n)
+			if err != nil {
+				errs <- err
+			}
+			results <- got
+		}()
+		go func() {
+			for i := from; i < from+n; i++ {
+				if i == from+n/2 {
+					if err := b.shutdown(); err != nil {
+						errs <- err
+						return
+					}
+				}
+				if err := publishEvent(ctx, a.httpURL, tok, i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+		select {
+		case err := <-errs:
+			t.Fatal(err)
+		case got := <-results:
+			checkSteps(t, got, from, n)
+		}
+	})
+}
