@@ -158,6 +158,11 @@ func TestRun(t *testing.T) {
 		t.Fatalf("readyz: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	req, _ := http.NewRequest(http.MethodGet, url+"/healthz", nil)
+	req.Header.Set("X-Padding", strings.Repeat("x", 100<<10))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("100 KB of headers: %v %v, want 431", resp, err)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("run returned %v after cancel, want nil", err)
