@@ -224,4 +224,50 @@ func TestCluster(t *testing.T) {
 			checkSteps(t, got, from, n)
 		}
 	})
+
+	t.Run("all of NATS goes down and comes back", func(t *testing.T) {
+		next, body := stream(t, a.httpURL, tok, helloID) // helloID is now the last step seen
+		defer body.Close()
+		for i := range 3 {
+			cluster.Stop(i)
+		}
+		if f := next(); f != (sse.Frame{}) {
+			t.Fatalf("with NATS gone the stream gave %+v, want its end", f)
+		}
+		waitHTTP(t, a.httpURL, "GET", "/readyz", tok, "", http.StatusServiceUnavailable)
+		waitHTTP(t, a.httpURL, "POST", "/api/v1/events/agui", tok, `{"type":"STEP_STARTED","stepName":"x"}`, http.StatusServiceUnavailable)
+		for i := range 3 {
+			cluster.Start(i)
+		}
+		waitHTTP(t, a.httpURL, "GET", "/readyz", tok, "", http.StatusOK)
+		if err := publishEvent(ctx, a.httpURL, tok, 300); err != nil {
+			t.Fatal(err)
+		}
+		got, err := follower(ctx, []string{a.httpURL}, tok, &helloID, 1)
+		if err != nil || len(got) != 1 || got[0] != 300 {
+			t.Fatalf("after NATS came back: %v, %v; want step 300", got, err)
+		}
+	})
+}
+
+// waitHTTP repeats a request until it answers want, failing the test after a minute.
+func waitHTTP(t *testing.T, url, method, path, tok, body string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		req, _ := http.NewRequest(method, url+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s %s never answered %d", method, path, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
