@@ -44,6 +44,11 @@ type Config struct {
 	Buffer int
 	// Timeout bounds each JetStream API call made where the caller set no deadline; default 5s.
 	Timeout time.Duration
+	// Delivery is DeliveryConsumer (default) or DeliveryShared.
+	Delivery string
+	// Queue bounds the events queued for one connection on the shared feed; a client that falls
+	// further behind is cut off and resumes by cursor. Default 1024.
+	Queue int
 	// MaxCreating bounds the consumer creations in flight at once; more wait their turn, so a
 	// reconnect storm cannot overflow the server's JetStream API queue. Default 64.
 	MaxCreating int
@@ -112,6 +117,11 @@ type Bus struct {
 	mu    sync.Mutex
 	feeds map[*Feed]struct{} // open feeds, ended when NATS goes away
 
+	hubsMu sync.Mutex
+	hubs   map[string]*hub // shared feeds by stream
+	bg     context.Context // the lifetime of the hubs
+	stopBg context.CancelFunc
+
 	// The contexts projector, once StartContexts has run.
 	kv          jetstream.KeyValue
 	stopProject context.CancelFunc
@@ -143,6 +153,16 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 	}
 	if cfg.MaxCreating <= 0 {
 		cfg.MaxCreating = 64
+	}
+	switch cfg.Delivery {
+	case "":
+		cfg.Delivery = DeliveryConsumer
+	case DeliveryShared, DeliveryConsumer:
+	default:
+		return nil, fmt.Errorf("bus: delivery %q: want %s or %s", cfg.Delivery, DeliveryShared, DeliveryConsumer)
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 1024
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -181,7 +201,9 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 		nc.Close()
 		return nil, fmt.Errorf("bus: jetstream: %w", err)
 	}
-	b := &Bus{nc: nc, js: js, cfg: cfg, log: log, creating: make(chan struct{}, cfg.MaxCreating), feeds: map[*Feed]struct{}{}}
+	b := &Bus{nc: nc, js: js, cfg: cfg, log: log, creating: make(chan struct{}, cfg.MaxCreating),
+		feeds: map[*Feed]struct{}{}, hubs: map[string]*hub{}}
+	b.bg, b.stopBg = context.WithCancel(context.Background())
 	bp.Store(b)
 	return b, nil
 }
@@ -329,6 +351,7 @@ func (b *Bus) Close() error {
 	if b.stopProject != nil {
 		b.stopProject()
 	}
+	b.stopBg()
 	b.wg.Wait()
 	if b.nc.IsClosed() {
 		return nil

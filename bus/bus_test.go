@@ -20,7 +20,7 @@ import (
 // start runs an embedded JetStream server and a Bus with its streams for one test.
 func start(t testing.TB) *bus.Bus {
 	t.Helper()
-	b, _ := testplane.StartBus(t)
+	b, _ := testplane.StartBus(t, bus.Config{})
 	return b
 }
 
@@ -230,7 +230,7 @@ func TestPublishEventReachesContexts(t *testing.T) {
 // held for it in this process stay within the feed's buffer and one pull batch; the rest wait
 // in the stream.
 func TestStalledFeedIsBounded(t *testing.T) {
-	b, url := testplane.StartBus(t)
+	b, url := testplane.StartBus(t, bus.Config{})
 	ctx := testContext(t)
 	f, err := b.Subscribe(ctx, routing.Subscription{Channel: routing.AGUI, User: "alice"})
 	if err != nil {

@@ -48,7 +48,8 @@ type Feed struct {
 	Snapshot *Event
 
 	events chan Event
-	err    error // set before events is closed
+	err    error  // set before events is closed
+	last   uint64 // the last sequence the catch-up consumer delivered
 	abort  context.CancelCauseFunc
 	done   chan struct{}
 }
@@ -146,16 +147,41 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 			Data:    snapshot,
 		}
 	}
-	created := time.Now()
-	cons, err := stream.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return nil, b.wrap("consumer on "+name, err)
+	var h *hub
+	var reg *hubSub
+	if b.cfg.Delivery == DeliveryShared {
+		if h, err = b.hubFor(ctx, name, epoch); err != nil {
+			return nil, err
+		}
+		// Registered before any catch-up consumer exists, so every event stored from here on
+		// reaches the queue, and the catch-up can hand over without a gap.
+		tok := "*"
+		if !sub.AllUsers {
+			tok, _ = routing.UserToken(sub.User)
+		}
+		var types []string
+		if len(sub.Types) > 0 {
+			types = sub.Types
+		}
+		reg = h.register(tok, types, b.cfg.Queue)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(b.cfg.Buffer))
-	if err != nil {
-		return nil, b.wrap("consumer on "+name, err)
+	live := h != nil && cfg.DeliverPolicy == jetstream.DeliverNewPolicy
+	cfg.NamePrefix = "" // each catch-up consumer gets a fresh name
+	var cons jetstream.Consumer
+	var it jetstream.MessagesContext
+	if !live {
+		created := time.Now()
+		if cons, err = stream.OrderedConsumer(ctx, cfg); err == nil {
+			it, err = cons.Messages(jetstream.PullMaxMessages(b.cfg.Buffer))
+		}
+		if err != nil {
+			if reg != nil {
+				h.unregister(reg)
+			}
+			return nil, b.wrap("consumer on "+name, err)
+		}
+		b.cfg.Metrics.ConsumerCreated(time.Since(created))
 	}
-	b.cfg.Metrics.ConsumerCreated(time.Since(created))
 
 	ctx, abort := context.WithCancelCause(ctx)
 	f := &Feed{
@@ -177,17 +203,127 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 			delete(b.feeds, f)
 			b.mu.Unlock()
 		}()
-		f.err = f.pump(ctx, it, epoch, skipUntil)
+		if h == nil {
+			f.err = f.pump(ctx, it, epoch, skipUntil, false)
+			close(f.events)
+			it.Stop()
+			b.deleteConsumer(ctx, name, cons)
+			return
+		}
+		f.err = f.shared(ctx, b, stream, name, filters, h, reg, cons, it, epoch, skipUntil)
 		close(f.events)
-		it.Stop()
-		b.deleteConsumer(ctx, name, cons)
 	}()
 	return f, nil
 }
 
-// pump moves messages from the consumer into the feed until ctx ends or the consumer fails.
-// Up to skipUntil it passes only events that can change a contexts view.
-func (f *Feed) pump(ctx context.Context, it jetstream.MessagesContext, epoch, skipUntil uint64) error {
+// shared runs a feed on the shared hub: it catches up on a consumer of its own while it has
+// one (deleting it once caught up), then passes on the hub's events after the last one sent. If
+// the client falls so far behind that the hub drops it, it catches up again from its last event
+// on a new consumer instead of holding more in memory.
+func (f *Feed) shared(ctx context.Context, b *Bus, stream jetstream.Stream, name string, filters []string, h *hub, reg *hubSub,
+	cons jetstream.Consumer, it jetstream.MessagesContext, epoch, skipUntil uint64) error {
+	var last uint64
+	defer func() { h.unregister(reg) }()
+	for {
+		if it != nil {
+			caughtUp := false
+			if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
+				caughtUp = true
+			}
+			var err error
+			if !caughtUp {
+				var got uint64
+				got, err = f.pumpUntilCaughtUp(ctx, it, epoch, skipUntil)
+				last = max(last, got)
+			}
+			it.Stop()
+			b.deleteConsumer(ctx, name, cons)
+			it, skipUntil = nil, 0
+			if err != nil {
+				return err
+			}
+		}
+		if err := f.forward(ctx, reg, &last); !errors.Is(err, ErrBehind) {
+			return err
+		}
+		// Dropped by the hub: join again, then catch up from the last event sent.
+		h.unregister(reg)
+		reg = h.register(reg.token, reg.types, cap(reg.q))
+		var err error
+		cons, it, err = b.catchUpConsumer(ctx, stream, name, filters, last+1)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// catchUpConsumer creates a consumer for the filtered events from sequence from.
+func (b *Bus) catchUpConsumer(ctx context.Context, stream jetstream.Stream, name string, filters []string, from uint64) (jetstream.Consumer, jetstream.MessagesContext, error) {
+	select {
+	case b.creating <- struct{}{}:
+		defer func() { <-b.creating }()
+	case <-ctx.Done():
+		return nil, nil, abortCause(ctx)
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: filters, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
+		InactiveThreshold: b.cfg.InactiveThreshold,
+	})
+	if err != nil {
+		return nil, nil, b.wrap("consumer on "+name, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(b.cfg.Buffer))
+	if err != nil {
+		return nil, nil, b.wrap("consumer on "+name, err)
+	}
+	return cons, it, nil
+}
+
+// forward passes the hub's events after *last into the feed.
+func (f *Feed) forward(ctx context.Context, reg *hubSub, last *uint64) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return abortCause(ctx)
+		case <-reg.cut:
+			return errCut(reg)
+		case ev := <-reg.q:
+			if ev.Cursor.Seq <= *last {
+				continue // the catch-up sent it already
+			}
+			select {
+			case f.events <- ev:
+				*last = ev.Cursor.Seq
+			case <-ctx.Done():
+				return abortCause(ctx)
+			case <-reg.cut:
+				return errCut(reg)
+			}
+		}
+	}
+}
+
+// pumpUntilCaughtUp runs pump until a message arrives that had nothing pending behind it,
+// and returns that message's sequence.
+func (f *Feed) pumpUntilCaughtUp(ctx context.Context, it jetstream.MessagesContext, epoch, skipUntil uint64) (uint64, error) {
+	f.last = 0
+	err := f.pump(ctx, it, epoch, skipUntil, true)
+	if errors.Is(err, errCaughtUp) {
+		return f.last, nil
+	}
+	if err == nil {
+		err = abortCause(ctx)
+	}
+	return f.last, err
+}
+
+// errCaughtUp stops pump once the consumer has nothing pending.
+var errCaughtUp = errors.New("caught up")
+
+// pump moves messages from the consumer into the feed until ctx ends or the consumer fails,
+// or, with untilCaughtUp, until it has sent a message with nothing pending behind it. Up to
+// skipUntil it passes only events that can change a contexts view.
+func (f *Feed) pump(ctx context.Context, it jetstream.MessagesContext, epoch, skipUntil uint64, untilCaughtUp bool) error {
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
@@ -200,14 +336,17 @@ func (f *Feed) pump(ctx context.Context, it jetstream.MessagesContext, epoch, sk
 		if err != nil {
 			return fmt.Errorf("bus: consumer: %w", err)
 		}
-		if meta.Sequence.Stream <= skipUntil && !contexts.Relevant(msg.Subject()) {
-			continue
+		f.last = meta.Sequence.Stream
+		if meta.Sequence.Stream > skipUntil || contexts.Relevant(msg.Subject()) {
+			ev := Event{Subject: msg.Subject(), Cursor: routing.Cursor{Seq: meta.Sequence.Stream, Epoch: epoch}, Data: msg.Data()}
+			select {
+			case f.events <- ev:
+			case <-ctx.Done():
+				return abortCause(ctx)
+			}
 		}
-		ev := Event{Subject: msg.Subject(), Cursor: routing.Cursor{Seq: meta.Sequence.Stream, Epoch: epoch}, Data: msg.Data()}
-		select {
-		case f.events <- ev:
-		case <-ctx.Done():
-			return abortCause(ctx)
+		if untilCaughtUp && meta.NumPending == 0 {
+			return errCaughtUp
 		}
 	}
 }

@@ -32,11 +32,6 @@ type plane struct {
 	js  jetstream.JetStream
 }
 
-func newPlane(t testing.TB, cfg sse.Config) *plane {
-	p := testplane.Start(t, cfg)
-	return &plane{Plane: p, url: p.URL, bus: p.Bus, nc: p.NC, js: p.JS}
-}
-
 func token(t testing.TB, user string, roles ...string) string {
 	t.Helper()
 	return testplane.Token(t, user, roles...)

@@ -88,6 +88,8 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, bus.ErrUnavailable):
 		reason = "nats"
+	case errors.Is(err, bus.ErrBehind):
+		reason = "behind"
 	case err != nil:
 		reason = "write"
 	case r.Context().Err() == nil:

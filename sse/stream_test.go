@@ -349,10 +349,12 @@ func purgeBefore(t *testing.T, p *plane, seq uint64) {
 func TestConnectionLeak(t *testing.T) {
 	p := newPlane(t, sse.Config{})
 	tok := token(t, "alice")
-	// The contexts projector holds one consumer on CONTEXT for the plane's lifetime.
-	warm := p.open(t, "/api/v1/stream/agui", tok, nil)
-	warm.close()
-	waitFor(t, "consumers gone", func() bool { return p.consumers(t, routing.StreamAGUI) == 0 })
+	// The contexts projector holds one consumer on CONTEXT for the plane's lifetime, and the
+	// shared feed one per stream once used.
+	for _, ch := range []routing.Channel{routing.AGUI, routing.Contexts} {
+		p.open(t, streamPath(ch), tok, nil).close()
+	}
+	waitFor(t, "consumers gone", func() bool { return p.consumers(t, routing.StreamAGUI) == hubConsumers() })
 	base := p.consumers(t, routing.StreamContext)
 	http.DefaultClient.CloseIdleConnections()
 	baseline := goleak.IgnoreCurrent()
@@ -363,7 +365,7 @@ func TestConnectionLeak(t *testing.T) {
 		c.close()
 	}
 	waitFor(t, "consumers deleted", func() bool {
-		return p.consumers(t, routing.StreamAGUI) == 0 && p.consumers(t, routing.StreamContext) == base
+		return p.consumers(t, routing.StreamAGUI) == hubConsumers() && p.consumers(t, routing.StreamContext) == base
 	})
 	http.DefaultClient.CloseIdleConnections()
 	// goleak retries until the goroutines started since the baseline are gone. The embedded
@@ -423,8 +425,12 @@ func TestManyConnections(t *testing.T) {
 	for _, c := range clients {
 		t.Cleanup(c.close)
 	}
-	if got := p.consumers(t, routing.StreamAGUI); got != n {
-		t.Fatalf("%d consumers, want %d", got, n)
+	want := n
+	if sharedMode() {
+		want = 1 // the shared feed's
+	}
+	if got := p.consumers(t, routing.StreamAGUI); got != want {
+		t.Fatalf("%d consumers, want %d", got, want)
 	}
 	p.publishNATS(t, "agui.crowd.PING", `{"ping":true}`)
 	for i, c := range clients {
@@ -506,7 +512,7 @@ func TestReconnectStorm(t *testing.T) {
 	for _, c := range clients {
 		c.close()
 	}
-	waitFor(t, "every consumer deleted", func() bool { return p.consumers(t, routing.StreamAGUI) == 0 })
+	waitFor(t, "every consumer deleted", func() bool { return p.consumers(t, routing.StreamAGUI) == hubConsumers() })
 }
 
 // TestStalledClient stops reading one stream while events flow: that connection is cut after

@@ -42,6 +42,7 @@ type config struct {
 	replicas                                    int
 	maxConnsPerUser, maxConns, ingressRate      int
 	inactiveThreshold                           time.Duration
+	delivery                                    string
 }
 
 func flags(c *config) []cli.Flag {
@@ -80,6 +81,7 @@ func flags(c *config) []cli.Flag {
 		integer("max-conns-per-user", 10, "open streams per user on this node (0: no limit)", &c.maxConnsPerUser),
 		integer("max-conns", 100_000, "open streams on this node (0: no limit)", &c.maxConns),
 		integer("ingress-rate", 100, "publishes per second per user (0: no limit)", &c.ingressRate),
+		str("delivery", "consumer", "where live events come from: consumer (one JetStream consumer per stream connection) or shared (one per node, fanned out in process)", &c.delivery),
 		dur("inactive-threshold", 10*time.Second, "the server removes a stream's consumer this long after its eventsd stopped asking (if it died)", &c.inactiveThreshold),
 	}
 }
@@ -161,7 +163,7 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 			CredsFile: c.natsCreds, NkeyFile: c.natsNkey, User: c.natsUser, Password: c.natsPassword,
 			TLSCA: c.natsTLSCA, TLSCert: c.natsTLSCert, TLSKey: c.natsTLSKey,
 		},
-		InactiveThreshold: c.inactiveThreshold,
+		InactiveThreshold: c.inactiveThreshold, Delivery: c.delivery,
 	})
 	if err != nil {
 		return nil, err

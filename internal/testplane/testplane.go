@@ -35,8 +35,8 @@ type Plane struct {
 }
 
 // StartBus runs an embedded JetStream server and a Bus with its streams until the test ends,
-// and returns the Bus and the server's URL.
-func StartBus(t testing.TB) (*bus.Bus, string) {
+// and returns the Bus and the server's URL. cfg's URL is filled in.
+func StartBus(t testing.TB, cfg bus.Config) (*bus.Bus, string) {
 	t.Helper()
 	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
 	if err != nil {
@@ -45,7 +45,8 @@ func StartBus(t testing.TB) (*bus.Bus, string) {
 	t.Cleanup(srv.Shutdown)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b, err := bus.Connect(ctx, bus.Config{URL: srv.ClientURL()})
+	cfg.URL = srv.ClientURL()
+	b, err := bus.Connect(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,13 @@ func StartBus(t testing.TB) (*bus.Bus, string) {
 // Verifier are filled in.
 func Start(t testing.TB, cfg sse.Config) *Plane {
 	t.Helper()
-	b, natsURL := StartBus(t)
+	return StartWith(t, cfg, bus.Config{})
+}
+
+// StartWith is Start with bus settings (the delivery mode, for one).
+func StartWith(t testing.TB, cfg sse.Config, bc bus.Config) *Plane {
+	t.Helper()
+	b, natsURL := StartBus(t, bc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := b.StartContexts(ctx); err != nil {

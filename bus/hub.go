@@ -1,0 +1,170 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Delivery modes: where a connection's live events come from.
+const (
+	// DeliveryShared: one consumer per stream and node fans events out in process to the
+	// connections by user. A resuming connection catches up on a consumer of its own, deleted
+	// as soon as it has caught up, then joins the shared feed with no gap and no duplicate.
+	DeliveryShared = "shared"
+	// DeliveryConsumer: every connection has its own consumer for its whole life.
+	DeliveryConsumer = "consumer"
+)
+
+// ErrBehind ends a feed whose client fell so far behind that its queue filled; the client
+// resumes by cursor.
+var ErrBehind = errors.New("bus: client fell behind")
+
+// hub is the shared feed of one stream on this node.
+type hub struct {
+	epoch uint64
+	mu    sync.Mutex
+	subs  map[string][]*hubSub // by user token; "*" for all-users subscriptions
+}
+
+// hubSub is one connection's place on a hub.
+type hubSub struct {
+	token string
+	types []string // nil: every type
+	q     chan Event
+	cut   chan struct{} // closed when the hub dropped it for falling behind
+}
+
+// hubFor returns the stream's hub, starting it on first use.
+func (b *Bus) hubFor(ctx context.Context, stream string, epoch uint64) (*hub, error) {
+	b.hubsMu.Lock()
+	defer b.hubsMu.Unlock()
+	if h := b.hubs[stream]; h != nil {
+		return h, nil
+	}
+	s, err := b.js.Stream(ctx, stream)
+	if err != nil {
+		return nil, b.wrap("stream "+stream, err)
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverNewPolicy,
+		InactiveThreshold: b.cfg.InactiveThreshold,
+	})
+	if err != nil {
+		return nil, b.wrap("shared consumer on "+stream, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+	if err != nil {
+		return nil, b.wrap("shared consumer on "+stream, err)
+	}
+	h := &hub{epoch: epoch, subs: map[string][]*hubSub{}}
+	b.hubs[stream] = h
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		defer b.deleteConsumer(b.bg, stream, cons)
+		defer it.Stop()
+		h.run(b.bg, it, b)
+	}()
+	return h, nil
+}
+
+// run dispatches the stream's events until ctx ends.
+func (h *hub) run(ctx context.Context, it jetstream.MessagesContext, b *Bus) {
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			b.log.Warn("shared consumer", "err", err)
+			continue
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			continue
+		}
+		h.dispatch(msg.Subject(), msg.Data(), meta.Sequence.Stream)
+	}
+}
+
+// tokenAndType splits "<...>.<user token>.<TYPE>".
+func tokenAndType(subject string) (string, string) {
+	i := strings.LastIndexByte(subject, '.')
+	if i < 0 {
+		return "", ""
+	}
+	j := strings.LastIndexByte(subject[:i], '.')
+	return subject[j+1 : i], subject[i+1:]
+}
+
+func (h *hub) dispatch(subject string, data []byte, seq uint64) {
+	tok, typ := tokenAndType(subject)
+	ev := Event{Subject: subject, Data: data}
+	ev.Cursor.Seq, ev.Cursor.Epoch = seq, h.epoch
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.send(h.subs[tok], ev, typ)
+	h.send(h.subs["*"], ev, typ)
+}
+
+func (h *hub) send(subs []*hubSub, ev Event, typ string) {
+	var full []*hubSub
+	for _, s := range subs {
+		if s.types != nil && !slices.Contains(s.types, typ) {
+			continue
+		}
+		select {
+		case s.q <- ev:
+		default: // its queue is full: cut it off rather than buffer without bound
+			full = append(full, s)
+		}
+	}
+	for _, s := range full {
+		h.remove(s)
+		close(s.cut)
+	}
+}
+
+// register adds a subscription; its events queue in a channel of size events.
+func (h *hub) register(token string, types []string, size int) *hubSub {
+	s := &hubSub{token: token, types: types, q: make(chan Event, size), cut: make(chan struct{})}
+	h.mu.Lock()
+	h.subs[token] = append(h.subs[token], s)
+	h.mu.Unlock()
+	return s
+}
+
+// unregister removes s; the hub sends nothing to it afterwards.
+func (h *hub) unregister(s *hubSub) {
+	h.mu.Lock()
+	h.remove(s)
+	h.mu.Unlock()
+}
+
+func (h *hub) remove(s *hubSub) {
+	subs := h.subs[s.token]
+	if i := slices.Index(subs, s); i >= 0 {
+		subs = slices.Delete(subs, i, i+1)
+	}
+	if len(subs) == 0 {
+		delete(h.subs, s.token)
+	} else {
+		h.subs[s.token] = subs
+	}
+}
+
+// errCut reports a subscription the hub dropped.
+func errCut(s *hubSub) error {
+	select {
+	case <-s.cut:
+		return fmt.Errorf("%w: more than %d events queued", ErrBehind, cap(s.q))
+	default:
+		return nil
+	}
+}
