@@ -44,7 +44,7 @@ type Config struct {
 	Buffer int
 	// Timeout bounds each JetStream API call made where the caller set no deadline; default 5s.
 	Timeout time.Duration
-	// Delivery is DeliveryConsumer (default) or DeliveryShared.
+	// Delivery is DeliveryShared (default) or DeliveryConsumer.
 	Delivery string
 	// Queue bounds the events queued for one connection on the shared feed; a client that falls
 	// further behind is cut off and resumes by cursor. Default 1024.
@@ -156,7 +156,7 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 	}
 	switch cfg.Delivery {
 	case "":
-		cfg.Delivery = DeliveryConsumer
+		cfg.Delivery = DeliveryShared
 	case DeliveryShared, DeliveryConsumer:
 	default:
 		return nil, fmt.Errorf("bus: delivery %q: want %s or %s", cfg.Delivery, DeliveryShared, DeliveryConsumer)
@@ -379,4 +379,39 @@ func (b *Bus) PublishEvent(ctx context.Context, user string, ev event.Event) (Ac
 		return Ack{}, fmt.Errorf("bus: encode %s: %w", ev.EventType(), err)
 	}
 	return b.Publish(ctx, subject, data, "")
+}
+
+// PublishAsync stores one event without waiting for the acknowledgement; WaitPublished waits
+// for all of them. For load generation.
+func (b *Bus) PublishAsync(subject string, data []byte) error {
+	if _, err := b.js.PublishAsync(subject, data); err != nil {
+		return b.wrap("publish "+subject, err)
+	}
+	return nil
+}
+
+// WaitPublished waits until every PublishAsync is acknowledged.
+func (b *Bus) WaitPublished(ctx context.Context) error {
+	select {
+	case <-b.js.PublishAsyncComplete():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// CorePublish sends data on subject with plain NATS: nothing stores it. The benchmark's
+// reference for what NATS alone delivers.
+func (b *Bus) CorePublish(subject string, data []byte) error {
+	return b.nc.Publish(subject, data)
+}
+
+// CoreSubscribe calls fn for every plain NATS message on subject until the returned stop.
+func (b *Bus) CoreSubscribe(subject string, fn func(data []byte)) (stop func(), err error) {
+	sub, err := b.nc.Subscribe(subject, func(m *nats.Msg) { fn(m.Data) })
+	if err != nil {
+		return nil, b.wrap("subscribe "+subject, err)
+	}
+	_ = sub.SetPendingLimits(-1, -1)
+	return func() { _ = sub.Unsubscribe() }, b.nc.Flush()
 }

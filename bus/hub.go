@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // Delivery modes: where a connection's live events come from.
@@ -20,6 +21,9 @@ const (
 	// DeliveryConsumer: every connection has its own consumer for its whole life.
 	DeliveryConsumer = "consumer"
 )
+
+// HubConsumerPrefix starts the name of every shared-feed consumer.
+const HubConsumerPrefix = "hub-"
 
 // ErrBehind ends a feed whose client fell so far behind that its queue filled; the client
 // resumes by cursor.
@@ -54,6 +58,7 @@ func (b *Bus) hubFor(ctx context.Context, stream string, epoch uint64) (*hub, er
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverNewPolicy,
 		InactiveThreshold: b.cfg.InactiveThreshold,
+		NamePrefix:        HubConsumerPrefix + nuid.Next(),
 	})
 	if err != nil {
 		return nil, b.wrap("shared consumer on "+stream, err)

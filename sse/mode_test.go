@@ -9,11 +9,11 @@ import (
 	"github.com/eventsd/eventsd/sse"
 )
 
-// delivery is the bus delivery mode these tests run in: EVENTSD_TEST_DELIVERY=shared runs them
-// on the shared feed (.ci/run does both).
+// delivery is the bus delivery mode these tests run in: the default (shared), or
+// EVENTSD_TEST_DELIVERY=consumer (.ci/run runs both).
 var delivery = os.Getenv("EVENTSD_TEST_DELIVERY")
 
-func sharedMode() bool { return delivery == bus.DeliveryShared }
+func sharedMode() bool { return delivery != bus.DeliveryConsumer }
 
 func newPlane(t testing.TB, cfg sse.Config) *plane {
 	p := testplane.StartWith(t, cfg, bus.Config{Delivery: delivery})

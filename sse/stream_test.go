@@ -354,8 +354,10 @@ func TestConnectionLeak(t *testing.T) {
 	for _, ch := range []routing.Channel{routing.AGUI, routing.Contexts} {
 		p.open(t, streamPath(ch), tok, nil).close()
 	}
-	waitFor(t, "consumers gone", func() bool { return p.consumers(t, routing.StreamAGUI) == hubConsumers() })
-	base := p.consumers(t, routing.StreamContext)
+	base := 1 + hubConsumers() // on CONTEXT: the projector's and the shared feed's
+	waitFor(t, "consumers gone", func() bool {
+		return p.consumers(t, routing.StreamAGUI) == hubConsumers() && p.consumers(t, routing.StreamContext) == base
+	})
 	http.DefaultClient.CloseIdleConnections()
 	baseline := goleak.IgnoreCurrent()
 
@@ -365,7 +367,12 @@ func TestConnectionLeak(t *testing.T) {
 		c.close()
 	}
 	waitFor(t, "consumers deleted", func() bool {
-		return p.consumers(t, routing.StreamAGUI) == hubConsumers() && p.consumers(t, routing.StreamContext) == base
+		a, c := p.consumers(t, routing.StreamAGUI), p.consumers(t, routing.StreamContext)
+		if a != hubConsumers() || c != base {
+			t.Logf("consumers: AGUI %d (want %d), CONTEXT %d (want %d)", a, hubConsumers(), c, base)
+			return false
+		}
+		return true
 	})
 	http.DefaultClient.CloseIdleConnections()
 	// goleak retries until the goroutines started since the baseline are gone. The embedded

@@ -61,7 +61,7 @@ func newApp(in io.Reader, stdout, stderr io.Writer) *cli.App {
 		Before: func(c *cli.Context) error { return loadConfig(c.String("config"), c.IsSet("config")) },
 		Commands: []*cli.Command{
 			tokenCommand(), subjectCommand(), publishCommand(s), tailCommand(s),
-			streamsCommand(), connectionsCommand(), completionCommand(),
+			streamsCommand(), connectionsCommand(), benchCommand(), completionCommand(),
 		},
 	}
 }

@@ -81,7 +81,7 @@ func flags(c *config) []cli.Flag {
 		integer("max-conns-per-user", 10, "open streams per user on this node (0: no limit)", &c.maxConnsPerUser),
 		integer("max-conns", 100_000, "open streams on this node (0: no limit)", &c.maxConns),
 		integer("ingress-rate", 100, "publishes per second per user (0: no limit)", &c.ingressRate),
-		str("delivery", "consumer", "where live events come from: consumer (one JetStream consumer per stream connection) or shared (one per node, fanned out in process)", &c.delivery),
+		str("delivery", "shared", "where live events come from: shared (one JetStream consumer per stream and node, fanned out in process) or consumer (one per connection)", &c.delivery),
 		dur("inactive-threshold", 10*time.Second, "the server removes a stream's consumer this long after its eventsd stopped asking (if it died)", &c.inactiveThreshold),
 	}
 }

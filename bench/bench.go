@@ -1,0 +1,459 @@
+// Package bench measures the event plane the way a user choosing an SSE hub would: events
+// published into NATS, received over SSE by many connections, against the same load on plain
+// NATS as the practical ceiling. Every scenario talks to loopback only, is bounded in count and
+// time, and stops by itself.
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/eventsd/eventsd/auth"
+	"github.com/eventsd/eventsd/bus"
+	"github.com/eventsd/eventsd/routing"
+	"github.com/eventsd/eventsd/sse"
+)
+
+// Config says where the plane is.
+type Config struct {
+	Server  string   // eventsd's base URL
+	Secret  []byte   // to mint a token per simulated user
+	Bus     *bus.Bus // publishes (and carries the plain NATS reference)
+	Timeout time.Duration
+}
+
+// Result is one scenario's figures.
+type Result struct {
+	Scenario     string  `json:"scenario"`
+	Conns        int     `json:"conns"`
+	Events       int     `json:"events"`
+	Rate         int     `json:"rate,omitempty"` // events/s asked for; 0: as fast as accepted
+	Delivered    int     `json:"delivered"`
+	Lost         int     `json:"lost"`
+	Duplicated   int     `json:"duplicated"`
+	Seconds      float64 `json:"seconds"`
+	DeliveredPS  float64 `json:"delivered_per_s"`
+	PublishedPS  float64 `json:"published_per_s"`
+	P50ms        float64 `json:"p50_ms"`
+	P99ms        float64 `json:"p99_ms"`
+	Maxms        float64 `json:"max_ms"`
+	RawDelivered float64 `json:"raw_nats_delivered_per_s,omitempty"`
+	Ratio        float64 `json:"ratio_to_raw_nats,omitempty"`
+}
+
+// receiver counts what one connection gets.
+type receiver struct {
+	mu        sync.Mutex
+	seen      []uint8
+	latencies []time.Duration
+	got       int
+	dup       int
+	last      time.Time
+}
+
+func newReceiver(expect int) *receiver { return &receiver{seen: make([]uint8, expect)} }
+
+func (r *receiver) take(data []byte, now time.Time) {
+	i, sent := field(data, `"i":`), field(data, `"sent":`)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if i < 0 || int(i) >= len(r.seen) {
+		return
+	}
+	if r.seen[i] > 0 {
+		r.dup++
+		return
+	}
+	r.seen[i] = 1
+	r.got++
+	r.last = now
+	r.latencies = append(r.latencies, now.Sub(time.Unix(0, sent)))
+}
+
+func (r *receiver) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.got
+}
+
+// field reads the integer after key in data, or -1.
+func field(data []byte, key string) int64 {
+	i := bytes.Index(data, []byte(key))
+	if i < 0 {
+		return -1
+	}
+	rest := data[i+len(key):]
+	j := bytes.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
+	if j < 0 {
+		j = len(rest)
+	}
+	n, err := strconv.ParseInt(string(rest[:j]), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// payload is a 128-byte event carrying its index and send time.
+func payload(i int) []byte {
+	b := fmt.Appendf(nil, `{"type":"BENCH","i":%d,"sent":%d,"pad":"`, i, time.Now().UnixNano())
+	for len(b) < 126 {
+		b = append(b, 'x')
+	}
+	return append(b, '"', '}')
+}
+
+// stream opens an SSE connection and feeds its data frames to r until ctx ends. It returns
+// once the connection is live.
+func (c Config) stream(ctx context.Context, path, tok, lastID string, r *receiver, wg *sync.WaitGroup) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return fmt.Errorf("GET %s: %s (is eventsd run with --max-conns-per-user 0?)", path, resp.Status)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer resp.Body.Close()
+		rd := sse.NewReader(bufio.NewReaderSize(resp.Body, 64<<10), 1<<20)
+		for {
+			f, err := rd.Next()
+			if err != nil {
+				return
+			}
+			if f.Event == "" {
+				r.take([]byte(f.Data), time.Now())
+			}
+		}
+	}()
+	return nil
+}
+
+// token mints a token for a benchmark user.
+func (c Config) token(user string) (string, error) {
+	return auth.Mint(c.Secret, user, nil, time.Hour)
+}
+
+// openMany opens n connections, at most 64 at a time.
+func (c Config) openMany(ctx context.Context, paths, toks []string, rs []*receiver, wg *sync.WaitGroup) error {
+	sem := make(chan struct{}, 64)
+	errs := make(chan error, len(paths))
+	var opening sync.WaitGroup
+	for i := range paths {
+		opening.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := c.stream(ctx, paths[i], toks[i], "", rs[i], wg); err != nil {
+				errs <- err
+			}
+		})
+	}
+	opening.Wait()
+	close(errs)
+	return <-errs
+}
+
+// publish sends events to subjects(i) at rate per second (0: as fast as accepted) and returns
+// how long it took.
+func (c Config) publish(ctx context.Context, n, rate int, subject func(i int) string, core bool) (time.Duration, error) {
+	start := time.Now()
+	var tick *time.Ticker
+	if rate > 0 {
+		tick = time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+	}
+	for i := range n {
+		if tick != nil {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
+		var err error
+		if core {
+			err = c.Bus.CorePublish(subject(i), payload(i))
+		} else {
+			err = c.Bus.PublishAsync(subject(i), payload(i))
+		}
+		if err != nil {
+			return 0, err
+		}
+		if !core && i%2000 == 1999 { // keep the unacknowledged publishes within the client's window
+			if err := c.Bus.WaitPublished(ctx); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if !core {
+		if err := c.Bus.WaitPublished(ctx); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(start), nil
+}
+
+// wait returns when every receiver has want(i) events or ctx ends.
+func wait(ctx context.Context, rs []*receiver, want func(i int) int) {
+	for {
+		done := true
+		for i, r := range rs {
+			if r.count() < want(i) {
+				done = false
+				break
+			}
+		}
+		if done || ctx.Err() != nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// summarize fills a Result from the receivers.
+func summarize(res *Result, rs []*receiver, want func(i int) int, start time.Time, published time.Duration) {
+	var lat []time.Duration
+	last := start
+	for i, r := range rs {
+		r.mu.Lock()
+		res.Delivered += r.got
+		res.Duplicated += r.dup
+		res.Lost += want(i) - r.got
+		lat = append(lat, r.latencies...)
+		if r.last.After(last) {
+			last = r.last
+		}
+		r.mu.Unlock()
+	}
+	res.Seconds = last.Sub(start).Seconds()
+	if res.Seconds > 0 {
+		res.DeliveredPS = float64(res.Delivered) / res.Seconds
+	}
+	if published > 0 {
+		res.PublishedPS = float64(res.Events) / published.Seconds()
+	}
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		res.P50ms, res.P99ms, res.Maxms = ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(lat[len(lat)-1])
+	}
+}
+
+// Fanout: conns connections of one user; events published once each, every connection gets
+// every event. Then the same over plain NATS subscribers.
+func (c Config) Fanout(ctx context.Context, conns, events, rate int) (Result, error) {
+	res := Result{Scenario: "fanout", Conns: conns, Events: events, Rate: rate}
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	user := fmt.Sprintf("bench-fanout-%d", time.Now().UnixNano())
+	tok, err := c.token(user)
+	if err != nil {
+		return res, err
+	}
+	rs := make([]*receiver, conns)
+	paths, toks := make([]string, conns), make([]string, conns)
+	for i := range rs {
+		rs[i], paths[i], toks[i] = newReceiver(events), "/api/v1/stream/agui", tok
+	}
+	var wg sync.WaitGroup
+	streamCtx, stopStreams := context.WithCancel(ctx)
+	defer func() { stopStreams(); wg.Wait() }()
+	if err := c.openMany(streamCtx, paths, toks, rs, &wg); err != nil {
+		return res, err
+	}
+	subject, _ := routing.SubjectFor(routing.AGUI, user, "BENCH")
+	start := time.Now()
+	took, err := c.publish(ctx, events, rate, func(int) string { return subject }, false)
+	if err != nil {
+		return res, err
+	}
+	all := func(int) int { return events }
+	wait(ctx, rs, all)
+	summarize(&res, rs, all, start, took)
+	stopStreams()
+
+	raw, err := c.rawFanout(ctx, conns, events, rate)
+	if err == nil && raw > 0 {
+		res.RawDelivered, res.Ratio = raw, res.DeliveredPS/raw
+	}
+	return res, err
+}
+
+// rawFanout is Fanout over plain NATS: conns subscribers, events published once.
+func (c Config) rawFanout(ctx context.Context, conns, events, rate int) (float64, error) {
+	subject := fmt.Sprintf("bench.raw.%d", time.Now().UnixNano())
+	rs := make([]*receiver, conns)
+	for i := range rs {
+		r := newReceiver(events)
+		rs[i] = r
+		stop, err := c.Bus.CoreSubscribe(subject, func(data []byte) { r.take(data, time.Now()) })
+		if err != nil {
+			return 0, err
+		}
+		defer stop()
+	}
+	start := time.Now()
+	took, err := c.publish(ctx, events, rate, func(int) string { return subject }, true)
+	if err != nil {
+		return 0, err
+	}
+	all := func(int) int { return events }
+	wait(ctx, rs, all)
+	var res Result
+	res.Events = events
+	summarize(&res, rs, all, start, took)
+	return res.DeliveredPS, nil
+}
+
+// Users: one connection for each of users users; events go to users drawn by a fixed-seed RNG.
+func (c Config) Users(ctx context.Context, users, events, rate int) (Result, error) {
+	res := Result{Scenario: "users", Conns: users, Events: events, Rate: rate}
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	run := time.Now().UnixNano()
+	rng := rand.New(rand.NewPCG(1, 2))
+	target := make([]int, events)
+	perUser := make([]int, users)
+	for i := range target {
+		target[i] = rng.IntN(users)
+		perUser[target[i]]++
+	}
+	rs := make([]*receiver, users)
+	paths, toks, subjects := make([]string, users), make([]string, users), make([]string, users)
+	for u := range users {
+		name := fmt.Sprintf("bench-%d-%d", run, u)
+		tok, err := c.token(name)
+		if err != nil {
+			return res, err
+		}
+		rs[u], paths[u], toks[u] = newReceiver(events), "/api/v1/stream/agui", tok
+		subjects[u], _ = routing.SubjectFor(routing.AGUI, name, "BENCH")
+	}
+	var wg sync.WaitGroup
+	streamCtx, stopStreams := context.WithCancel(ctx)
+	defer func() { stopStreams(); wg.Wait() }()
+	if err := c.openMany(streamCtx, paths, toks, rs, &wg); err != nil {
+		return res, err
+	}
+	start := time.Now()
+	took, err := c.publish(ctx, events, rate, func(i int) string { return subjects[target[i]] }, false)
+	if err != nil {
+		return res, err
+	}
+	want := func(u int) int { return perUser[u] }
+	wait(ctx, rs, want)
+	summarize(&res, rs, want, start, took)
+	return res, nil
+}
+
+// Replay: a connection resumes from a cursor events behind and reads until it is live.
+func (c Config) Replay(ctx context.Context, events int) (Result, error) {
+	res := Result{Scenario: "replay", Conns: 1, Events: events}
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	user := fmt.Sprintf("bench-replay-%d", time.Now().UnixNano())
+	tok, err := c.token(user)
+	if err != nil {
+		return res, err
+	}
+	subject, _ := routing.SubjectFor(routing.AGUI, user, "BENCH")
+	ack, err := c.Bus.Publish(ctx, subject, []byte(`{"type":"BENCH","i":-1}`), "")
+	if err != nil {
+		return res, err
+	}
+	cursor, err := c.cursorOf(ctx, tok, ack.Seq)
+	if err != nil {
+		return res, err
+	}
+	if _, err := c.publish(ctx, events, 0, func(int) string { return subject }, false); err != nil {
+		return res, err
+	}
+	r := newReceiver(events)
+	var wg sync.WaitGroup
+	streamCtx, stopStreams := context.WithCancel(ctx)
+	defer func() { stopStreams(); wg.Wait() }()
+	start := time.Now()
+	if err := c.stream(streamCtx, "/api/v1/stream/agui", tok, cursor, r, &wg); err != nil {
+		return res, err
+	}
+	all := func(int) int { return events }
+	wait(ctx, []*receiver{r}, all)
+	summarize(&res, []*receiver{r}, all, start, 0)
+	res.P50ms, res.P99ms, res.Maxms = 0, 0, 0 // send times are from before the connection
+	return res, nil
+}
+
+// cursorOf learns the SSE id of the event at seq by resuming from the stream's start.
+func (c Config) cursorOf(ctx context.Context, tok string, seq uint64) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+"/api/v1/stream/agui?last_event_id=0-0", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	rd := sse.NewReader(resp.Body, 1<<20)
+	for {
+		f, err := rd.Next()
+		if err != nil {
+			return "", fmt.Errorf("finding the cursor of %d: %w", seq, err)
+		}
+		if seqText, _, ok := strings.Cut(f.ID, "-"); ok && seqText == strconv.FormatUint(seq, 10) {
+			return f.ID, nil
+		}
+	}
+}
+
+// Context: the delay an AG-UI event takes to reach a contexts stream against an agui stream.
+func (c Config) Context(ctx context.Context, events, rate int) (agui, contexts Result, err error) {
+	agui = Result{Scenario: "context/agui", Conns: 1, Events: events, Rate: rate}
+	contexts = Result{Scenario: "context/contexts", Conns: 1, Events: events, Rate: rate}
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	user := fmt.Sprintf("bench-context-%d", time.Now().UnixNano())
+	tok, err := c.token(user)
+	if err != nil {
+		return agui, contexts, err
+	}
+	ra, rc := newReceiver(events), newReceiver(events)
+	var wg sync.WaitGroup
+	streamCtx, stopStreams := context.WithCancel(ctx)
+	defer func() { stopStreams(); wg.Wait() }()
+	if err := c.stream(streamCtx, "/api/v1/stream/agui", tok, "", ra, &wg); err != nil {
+		return agui, contexts, err
+	}
+	if err := c.stream(streamCtx, "/api/v1/stream/contexts?types=BENCH", tok, "", rc, &wg); err != nil {
+		return agui, contexts, err
+	}
+	subject, _ := routing.SubjectFor(routing.AGUI, user, "BENCH")
+	start := time.Now()
+	took, err := c.publish(ctx, events, rate, func(int) string { return subject }, false)
+	if err != nil {
+		return agui, contexts, err
+	}
+	all := func(int) int { return events }
+	wait(ctx, []*receiver{ra, rc}, all)
+	summarize(&agui, []*receiver{ra}, all, start, took)
+	summarize(&contexts, []*receiver{rc}, all, start, took)
+	return agui, contexts, nil
+}

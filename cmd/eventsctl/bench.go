@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/eventsd/eventsd/auth"
+	"github.com/eventsd/eventsd/bench"
+	"github.com/eventsd/eventsd/bus"
+)
+
+func benchCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "measure a running eventsd on loopback: fan-out, many users, replay, context fan-in, each against plain NATS",
+		UsageText: "eventsd --max-conns-per-user 0 --ingress-rate 0 &\n" +
+			"   eventsctl bench --server http://127.0.0.1:8080 --data-dir ./data --scenario fanout --conns 1000 --events 1000",
+		Flags: []cli.Flag{
+			required(serverFlag()), natsURLFlag(),
+			stringFlag("data-dir", "./data", "eventsd's data directory, for the secret that signs the benchmark users' tokens"),
+			stringFlag("secret", "", "the HS256 secret eventsd was given with --jwt-secret"),
+			stringFlag("scenario", "fanout,users,replay,context", "scenarios to run, comma-separated"),
+			&cli.IntFlag{Name: "conns", Value: 100, Usage: "connections (fanout) or users (users)", EnvVars: env("conns")},
+			&cli.IntFlag{Name: "events", Value: 1000, Usage: "events to publish", EnvVars: env("events")},
+			&cli.IntFlag{Name: "rate", Usage: "events per second (0: as fast as accepted)", EnvVars: env("rate")},
+			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "bound on each scenario", EnvVars: env("timeout")},
+			&cli.BoolFlag{Name: "json", Usage: "one JSON object per scenario", EnvVars: env("json")},
+		},
+		Action: func(c *cli.Context) error {
+			secret := []byte(c.String("secret"))
+			if len(secret) == 0 {
+				var err error
+				if secret, err = auth.LoadSecret(c.String("data-dir")); err != nil {
+					return fmt.Errorf("%w (pass --data-dir of the eventsd under test, or --secret)", err)
+				}
+			}
+			ctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
+			b, err := bus.Connect(ctx, bus.Config{URL: c.String("nats-url"), Name: "eventsctl-bench"})
+			cancel()
+			if err != nil {
+				return fmt.Errorf("%w (set --nats-url)", err)
+			}
+			defer b.Close()
+			cfg := bench.Config{Server: strings.TrimRight(c.String("server"), "/"), Secret: secret, Bus: b, Timeout: c.Duration("timeout")}
+			conns, events, rate := c.Int("conns"), c.Int("events"), c.Int("rate")
+			var results []bench.Result
+			for _, s := range strings.Split(c.String("scenario"), ",") {
+				var rs []bench.Result
+				switch s {
+				case "fanout":
+					r, e := cfg.Fanout(c.Context, conns, events, rate)
+					rs, err = []bench.Result{r}, e
+				case "users":
+					r, e := cfg.Users(c.Context, conns, events, rate)
+					rs, err = []bench.Result{r}, e
+				case "replay":
+					r, e := cfg.Replay(c.Context, events)
+					rs, err = []bench.Result{r}, e
+				case "context":
+					a, x, e := cfg.Context(c.Context, events, max(rate, 200))
+					rs, err = []bench.Result{a, x}, e
+				default:
+					return fmt.Errorf("unknown scenario %q: want fanout, users, replay or context", s)
+				}
+				if err != nil {
+					return fmt.Errorf("%s: %w", s, err)
+				}
+				results = append(results, rs...)
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(c.App.Writer)
+				for _, r := range results {
+					if err := enc.Encode(r); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(w, "scenario\tconns\tevents\trate\tdelivered/s\tpublished/s\tp50 ms\tp99 ms\tmax ms\tlost\tdup\traw NATS/s\tratio\t")
+			for _, r := range results {
+				fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%.0f\t%.2f\t\n", r.Scenario, r.Conns, r.Events, r.Rate,
+					r.DeliveredPS, r.PublishedPS, r.P50ms, r.P99ms, r.Maxms, r.Lost, r.Duplicated, r.RawDelivered, r.Ratio)
+			}
+			return w.Flush()
+		},
+	}
+}
