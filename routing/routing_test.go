@@ -207,3 +207,16 @@ func ExampleSubscription_Filters() {
 	fmt.Println(f)
 	// Output: [context.*.alice.RUN_STARTED]
 }
+
+func BenchmarkCursor(b *testing.B) {
+	c := Cursor{Seq: 123456789, Epoch: 1776680130123456789}
+	buf := make([]byte, 0, 64)
+	text := c.String()
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = c.Append(buf[:0])
+		if _, err := ParseCursor(text); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
