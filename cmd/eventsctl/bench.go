@@ -10,7 +10,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/bench"
 	"github.com/eventsd/eventsd/bus"
 )
@@ -33,12 +32,9 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per scenario", EnvVars: env("json")},
 		},
 		Action: func(c *cli.Context) error {
-			secret := []byte(c.String("secret"))
-			if len(secret) == 0 {
-				var err error
-				if secret, err = auth.LoadSecret(c.String("data-dir")); err != nil {
-					return fmt.Errorf("%w (pass --data-dir of the eventsd under test, or --secret)", err)
-				}
+			secret, err := secretOf(c)
+			if err != nil {
+				return err
 			}
 			ctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
 			b, err := bus.Connect(ctx, bus.Config{URL: c.String("nats-url"), Name: "eventsctl-bench"})

@@ -28,12 +28,9 @@ func tokenCommand() *cli.Command {
 			stringFlag("secret", "", "the HS256 secret eventsd was given with --jwt-secret"),
 		},
 		Action: func(c *cli.Context) error {
-			secret := []byte(c.String("secret"))
-			if len(secret) == 0 {
-				var err error
-				if secret, err = auth.LoadSecret(c.String("data-dir")); err != nil {
-					return fmt.Errorf("%w (start eventsd once with --data-dir %s, or pass --secret)", err, c.String("data-dir"))
-				}
+			secret, err := secretOf(c)
+			if err != nil {
+				return err
 			}
 			tok, err := auth.Mint(secret, c.String("user"), c.StringSlice("role"), c.Duration("ttl"))
 			if err != nil {
@@ -43,6 +40,18 @@ func tokenCommand() *cli.Command {
 			return err
 		},
 	}
+}
+
+// secretOf returns --secret, or the secret eventsd generated in --data-dir.
+func secretOf(c *cli.Context) ([]byte, error) {
+	if s := c.String("secret"); s != "" {
+		return []byte(s), nil
+	}
+	secret, err := auth.LoadSecret(c.String("data-dir"))
+	if err != nil {
+		return nil, fmt.Errorf("%w (pass the --data-dir of eventsd, or --secret)", err)
+	}
+	return secret, nil
 }
 
 func subjectCommand() *cli.Command {
