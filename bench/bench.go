@@ -48,6 +48,10 @@ type Result struct {
 	Maxms        float64 `json:"max_ms"`
 	RawDelivered float64 `json:"raw_nats_delivered_per_s,omitempty"`
 	Ratio        float64 `json:"ratio_to_raw_nats,omitempty"`
+
+	RSSPerConnKiB float64 `json:"rss_per_conn_kib,omitempty"` // idle
+	IdleCPU       float64 `json:"idle_cpu_cores,omitempty"`   // idle
+	ConsumersLeft int     `json:"consumers_left"`             // churn
 }
 
 // receiver counts what one connection gets.

@@ -415,3 +415,20 @@ func (b *Bus) CoreSubscribe(subject string, fn func(data []byte)) (stop func(), 
 	_ = sub.SetPendingLimits(-1, -1)
 	return func() { _ = sub.Unsubscribe() }, b.nc.Flush()
 }
+
+// ConsumerNames lists the names of a stream's consumers.
+func (b *Bus) ConsumerNames(ctx context.Context, stream string) ([]string, error) {
+	s, err := b.js.Stream(ctx, stream)
+	if err != nil {
+		return nil, b.wrap("stream "+stream, err)
+	}
+	lister := s.ConsumerNames(ctx)
+	var names []string
+	for n := range lister.Name() {
+		names = append(names, n)
+	}
+	if err := lister.Err(); err != nil {
+		return nil, b.wrap("consumers of "+stream, err)
+	}
+	return names, nil
+}

@@ -31,7 +31,7 @@ func BenchmarkHubDispatch(b *testing.B) {
 
 func TestTokenAndType(t *testing.T) {
 	for subject, want := range map[string]string{
-		"agui.alice.RUN_STARTED":         "alice RUN_STARTED",
+		"agui.alice.RUN_STARTED":          "alice RUN_STARTED",
 		"context.a2a.~YUBi.AGENT_MESSAGE": "~YUBi AGENT_MESSAGE",
 		"x":                               " ",
 	} {

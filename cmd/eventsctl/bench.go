@@ -24,7 +24,7 @@ func benchCommand() *cli.Command {
 			required(serverFlag()), natsURLFlag(),
 			stringFlag("data-dir", "./data", "eventsd's data directory, for the secret that signs the benchmark users' tokens"),
 			stringFlag("secret", "", "the HS256 secret eventsd was given with --jwt-secret"),
-			stringFlag("scenario", "fanout,users,replay,context", "scenarios to run, comma-separated"),
+			stringFlag("scenario", "fanout,users,replay,context", "scenarios to run, comma-separated: fanout, users, replay, context, idle, churn"),
 			&cli.IntFlag{Name: "conns", Value: 100, Usage: "connections (fanout) or users (users)", EnvVars: env("conns")},
 			&cli.IntFlag{Name: "events", Value: 1000, Usage: "events to publish", EnvVars: env("events")},
 			&cli.IntFlag{Name: "rate", Usage: "events per second (0: as fast as accepted)", EnvVars: env("rate")},
@@ -58,11 +58,17 @@ func benchCommand() *cli.Command {
 				case "replay":
 					r, e := cfg.Replay(c.Context, events)
 					rs, err = []bench.Result{r}, e
+				case "idle":
+					r, e := cfg.Idle(c.Context, conns, 5*time.Second)
+					rs, err = []bench.Result{r}, e
+				case "churn":
+					r, e := cfg.Churn(c.Context, 32, 10*time.Second)
+					rs, err = []bench.Result{r}, e
 				case "context":
 					a, x, e := cfg.Context(c.Context, events, max(rate, 200))
 					rs, err = []bench.Result{a, x}, e
 				default:
-					return fmt.Errorf("unknown scenario %q: want fanout, users, replay or context", s)
+					return fmt.Errorf("unknown scenario %q: want fanout, users, replay, context, idle or churn", s)
 				}
 				if err != nil {
 					return fmt.Errorf("%s: %w", s, err)
@@ -79,10 +85,11 @@ func benchCommand() *cli.Command {
 				return nil
 			}
 			w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(w, "scenario\tconns\tevents\trate\tdelivered/s\tpublished/s\tp50 ms\tp99 ms\tmax ms\tlost\tdup\traw NATS/s\tratio\t")
+			fmt.Fprintln(w, "scenario\tconns\tevents\trate\tdelivered/s\tpublished/s\tp50 ms\tp99 ms\tmax ms\tlost\tdup\traw NATS/s\tratio\tKiB/conn\tidle CPU\tconsumers left\t")
 			for _, r := range results {
-				fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%.0f\t%.2f\t\n", r.Scenario, r.Conns, r.Events, r.Rate,
-					r.DeliveredPS, r.PublishedPS, r.P50ms, r.P99ms, r.Maxms, r.Lost, r.Duplicated, r.RawDelivered, r.Ratio)
+				fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%.0f\t%.2f\t%.1f\t%.3f\t%d\t\n", r.Scenario, r.Conns, r.Events, r.Rate,
+					r.DeliveredPS, r.PublishedPS, r.P50ms, r.P99ms, r.Maxms, r.Lost, r.Duplicated, r.RawDelivered, r.Ratio,
+					r.RSSPerConnKiB, r.IdleCPU, r.ConsumersLeft)
 			}
 			return w.Flush()
 		},
