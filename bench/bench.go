@@ -181,17 +181,16 @@ func (c Config) openMany(ctx context.Context, paths, toks []string, rs []*receiv
 // how long it took.
 func (c Config) publish(ctx context.Context, n, rate int, subject func(i int) string, core bool) (time.Duration, error) {
 	start := time.Now()
-	var tick *time.Ticker
-	if rate > 0 {
-		tick = time.NewTicker(time.Second / time.Duration(rate))
-		defer tick.Stop()
-	}
 	for i := range n {
-		if tick != nil {
-			select {
-			case <-tick.C:
-			case <-ctx.Done():
-				return 0, ctx.Err()
+		if rate > 0 {
+			// Event i is due at start + i/rate: sleeping until then keeps the average rate even
+			// when single sleeps overshoot.
+			if ahead := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); ahead > 0 {
+				select {
+				case <-time.After(ahead):
+				case <-ctx.Done():
+					return 0, ctx.Err()
+				}
 			}
 		}
 		var err error

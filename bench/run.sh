@@ -18,8 +18,10 @@ for mode in shared consumer; do
 	"${b[@]}" --scenario fanout --conns 1000 --events 1000
 	"${b[@]}" --scenario fanout --conns 1000 --events 500 --rate 50
 	"${b[@]}" --scenario users --conns 1000 --events 20000
+	"${b[@]}" --scenario users --conns 10000 --events 20000 --rate 2000
 	"${b[@]}" --scenario replay --events 100000
 	"${b[@]}" --scenario context --events 2000 --rate 200
+	"${b[@]}" --scenario idle,churn --conns 10000
 	kill $pid
 	wait $pid 2>/dev/null || true
 	rm -rf "$dir"

@@ -172,7 +172,7 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 	if !live {
 		created := time.Now()
 		if cons, err = stream.OrderedConsumer(ctx, cfg); err == nil {
-			it, err = cons.Messages(jetstream.PullMaxMessages(b.cfg.Buffer))
+			it, err = cons.Messages(jetstream.PullMaxMessages(b.pullBatch()))
 		}
 		if err != nil {
 			if reg != nil {
@@ -257,6 +257,16 @@ func (f *Feed) shared(ctx context.Context, b *Bus, stream jetstream.Stream, name
 	}
 }
 
+// pullBatch is how many events a connection's consumer may hold in this process. A catch-up
+// consumer on the shared path lives only until it has caught up, so it pulls in larger batches
+// for replay speed; a consumer that lives as long as its connection keeps the feed's buffer.
+func (b *Bus) pullBatch() int {
+	if b.cfg.Delivery == DeliveryShared {
+		return 512
+	}
+	return b.cfg.Buffer
+}
+
 // catchUpConsumer creates a consumer for the filtered events from sequence from.
 func (b *Bus) catchUpConsumer(ctx context.Context, stream jetstream.Stream, name string, filters []string, from uint64) (jetstream.Consumer, jetstream.MessagesContext, error) {
 	select {
@@ -272,7 +282,7 @@ func (b *Bus) catchUpConsumer(ctx context.Context, stream jetstream.Stream, name
 	if err != nil {
 		return nil, nil, b.wrap("consumer on "+name, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(b.cfg.Buffer))
+	it, err := cons.Messages(jetstream.PullMaxMessages(b.pullBatch()))
 	if err != nil {
 		return nil, nil, b.wrap("consumer on "+name, err)
 	}
