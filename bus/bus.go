@@ -352,7 +352,17 @@ func (b *Bus) Close() error {
 		b.stopProject()
 	}
 	b.stopBg()
-	b.wg.Wait()
+	waited := make(chan struct{})
+	go func() { b.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(10 * time.Second):
+		// A consumer still recreating itself waits on the server; closing the connection ends
+		// its requests.
+		b.log.Warn("closing NATS with consumers still stopping")
+		b.nc.Close()
+		<-waited
+	}
 	if b.nc.IsClosed() {
 		return nil
 	}

@@ -26,58 +26,85 @@ func (b *Bus) StartContexts(ctx context.Context) error {
 	if err != nil {
 		return b.wrap("bucket "+routing.BucketContexts, err)
 	}
-	cons, err := b.js.OrderedConsumer(ctx, routing.StreamContext, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    contexts.Filters(),
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		InactiveThreshold: b.cfg.InactiveThreshold,
-	})
+	cons, it, err := b.projectorConsumer(ctx, 0)
 	if err != nil {
-		return b.wrap("contexts consumer", err)
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		return b.wrap("contexts consumer", err)
+		return err
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	b.kv, b.stopProject = kv, cancel
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
-		defer b.deleteConsumer(ctx, routing.StreamContext, cons)
-		defer it.Stop()
 		for {
-			msg, err := it.Next(jetstream.NextContext(ctx))
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				b.log.Warn("contexts projector", "err", err)
-				select { // NATS may be away: do not spin
+			err := b.projectFrom(ctx, it)
+			it.Stop()
+			b.deleteConsumer(ctx, routing.StreamContext, cons)
+			if ctx.Err() != nil {
+				return
+			}
+			// The consumer failed (NATS away too long): start again after what was applied.
+			b.log.Warn("contexts projector", "err", err)
+			for {
+				select {
 				case <-ctx.Done():
 					return
-				case <-time.After(500 * time.Millisecond):
+				case <-time.After(time.Second):
 				}
-				continue
-			}
-			meta, err := msg.Metadata()
-			if err != nil {
-				continue
-			}
-			for ctx.Err() == nil {
-				if err := b.project(ctx, msg.Subject(), msg.Data(), meta.Sequence.Stream, meta.Timestamp); err == nil {
-					b.projected.Store(meta.Sequence.Stream)
+				if cons, it, err = b.projectorConsumer(ctx, b.projected.Load()+1); err == nil {
 					break
-				} else if !errors.Is(err, errConflict) {
-					b.log.Warn("contexts projector", "subject", msg.Subject(), "seq", meta.Sequence.Stream, "err", err)
-					select {
-					case <-ctx.Done():
-					case <-time.After(time.Second):
-					}
 				}
 			}
 		}
 	}()
 	return nil
+}
+
+// projectorConsumer follows the context events from sequence from (0: all retained).
+func (b *Bus) projectorConsumer(ctx context.Context, from uint64) (jetstream.Consumer, jetstream.MessagesContext, error) {
+	cfg := jetstream.OrderedConsumerConfig{
+		FilterSubjects:    contexts.Filters(),
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: b.cfg.InactiveThreshold,
+		MaxResetAttempts:  maxResets,
+	}
+	if from > 1 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	}
+	cons, err := b.js.OrderedConsumer(ctx, routing.StreamContext, cfg)
+	if err != nil {
+		return nil, nil, b.wrap("contexts consumer", err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, nil, b.wrap("contexts consumer", err)
+	}
+	return cons, it, nil
+}
+
+// projectFrom applies events from it until ctx ends or the consumer fails.
+func (b *Bus) projectFrom(ctx context.Context, it jetstream.MessagesContext) error {
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return err
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			continue
+		}
+		for ctx.Err() == nil {
+			if err := b.project(ctx, msg.Subject(), msg.Data(), meta.Sequence.Stream, meta.Timestamp); err == nil {
+				b.projected.Store(meta.Sequence.Stream)
+				break
+			} else if !errors.Is(err, errConflict) {
+				b.log.Warn("contexts projector", "subject", msg.Subject(), "seq", meta.Sequence.Stream, "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}
+	}
 }
 
 // errConflict reports a view changed by another node between read and write; the event is

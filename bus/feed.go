@@ -109,6 +109,7 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 		FilterSubjects:    filters,
 		DeliverPolicy:     jetstream.DeliverNewPolicy,
 		InactiveThreshold: b.cfg.InactiveThreshold,
+		MaxResetAttempts:  maxResets,
 		NamePrefix:        "sse-" + nuid.Next(),
 	}
 	var notice *Notice
@@ -243,7 +244,7 @@ func (f *Feed) shared(ctx context.Context, b *Bus, stream jetstream.Stream, name
 				return err
 			}
 		}
-		if err := f.forward(ctx, reg, &last); !errors.Is(err, ErrBehind) {
+		if err := f.forward(ctx, h, reg, &last); !errors.Is(err, ErrBehind) {
 			return err
 		}
 		// Dropped by the hub: join again, then catch up from the last event sent.
@@ -278,6 +279,7 @@ func (b *Bus) catchUpConsumer(ctx context.Context, stream jetstream.Stream, name
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: filters, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
 		InactiveThreshold: b.cfg.InactiveThreshold,
+		MaxResetAttempts:  maxResets,
 	})
 	if err != nil {
 		return nil, nil, b.wrap("consumer on "+name, err)
@@ -290,13 +292,13 @@ func (b *Bus) catchUpConsumer(ctx context.Context, stream jetstream.Stream, name
 }
 
 // forward passes the hub's events after *last into the feed.
-func (f *Feed) forward(ctx context.Context, reg *hubSub, last *uint64) error {
+func (f *Feed) forward(ctx context.Context, h *hub, reg *hubSub, last *uint64) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return abortCause(ctx)
 		case <-reg.cut:
-			return errCut(reg)
+			return h.errCut(reg)
 		case ev := <-reg.q:
 			if ev.Cursor.Seq <= *last {
 				continue // the catch-up sent it already
@@ -307,7 +309,7 @@ func (f *Feed) forward(ctx context.Context, reg *hubSub, last *uint64) error {
 			case <-ctx.Done():
 				return abortCause(ctx)
 			case <-reg.cut:
-				return errCut(reg)
+				return h.errCut(reg)
 			}
 		}
 	}

@@ -29,11 +29,16 @@ const HubConsumerPrefix = "hub-"
 // resumes by cursor.
 var ErrBehind = errors.New("bus: client fell behind")
 
+// maxResets bounds how often an ordered consumer recreates itself in a row before its iterator
+// fails; unbounded, a consumer whose server is gone would retry for ever and hold up Close.
+const maxResets = 5
+
 // hub is the shared feed of one stream on this node.
 type hub struct {
 	epoch uint64
 	mu    sync.Mutex
 	subs  map[string][]*hubSub // by user token; "*" for all-users subscriptions
+	dead  bool                 // its consumer failed: its subscriptions end, a new hub replaces it
 }
 
 // hubSub is one connection's place on a hub.
@@ -58,6 +63,7 @@ func (b *Bus) hubFor(ctx context.Context, stream string, epoch uint64) (*hub, er
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverNewPolicy,
 		InactiveThreshold: b.cfg.InactiveThreshold,
+		MaxResetAttempts:  maxResets,
 		NamePrefix:        HubConsumerPrefix + nuid.Next(),
 	})
 	if err != nil {
@@ -74,21 +80,29 @@ func (b *Bus) hubFor(ctx context.Context, stream string, epoch uint64) (*hub, er
 		defer b.wg.Done()
 		defer b.deleteConsumer(b.bg, stream, cons)
 		defer it.Stop()
-		h.run(b.bg, it, b)
+		if err := h.run(b.bg, it); err != nil {
+			b.log.Warn("shared consumer failed", "stream", stream, "err", err)
+			b.hubsMu.Lock()
+			if b.hubs[stream] == h {
+				delete(b.hubs, stream)
+			}
+			b.hubsMu.Unlock()
+			h.retire()
+		}
 	}()
 	return h, nil
 }
 
-// run dispatches the stream's events until ctx ends.
-func (h *hub) run(ctx context.Context, it jetstream.MessagesContext, b *Bus) {
+// run dispatches the stream's events until ctx ends or the consumer fails (an ordered
+// consumer returns only errors it could not recover from).
+func (h *hub) run(ctx context.Context, it jetstream.MessagesContext) error {
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			if ctx.Err() != nil {
-				return
+				return nil
 			}
-			b.log.Warn("shared consumer", "err", err)
-			continue
+			return err
 		}
 		meta, err := msg.Metadata()
 		if err != nil {
@@ -136,6 +150,26 @@ func (h *hub) send(subs []*hubSub, ev Event, typ string) {
 	}
 }
 
+// retire ends every subscription of a hub whose consumer failed.
+func (h *hub) retire() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.dead = true
+	for _, subs := range h.subs {
+		for _, s := range subs {
+			close(s.cut)
+		}
+	}
+	h.subs = map[string][]*hubSub{}
+}
+
+// isDead reports whether the hub was retired.
+func (h *hub) isDead() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.dead
+}
+
 // register adds a subscription; its events queue in a channel of size events.
 func (h *hub) register(token string, types []string, size int) *hubSub {
 	s := &hubSub{token: token, types: types, q: make(chan Event, size), cut: make(chan struct{})}
@@ -164,10 +198,13 @@ func (h *hub) remove(s *hubSub) {
 	}
 }
 
-// errCut reports a subscription the hub dropped.
-func errCut(s *hubSub) error {
+// errCut reports why the hub dropped a subscription, or nil.
+func (h *hub) errCut(s *hubSub) error {
 	select {
 	case <-s.cut:
+		if h.isDead() {
+			return fmt.Errorf("%w: shared consumer failed", ErrUnavailable)
+		}
 		return fmt.Errorf("%w: more than %d events queued", ErrBehind, cap(s.q))
 	default:
 		return nil
