@@ -167,7 +167,6 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 		reg = h.register(tok, types, b.cfg.Queue)
 	}
 	live := h != nil && cfg.DeliverPolicy == jetstream.DeliverNewPolicy
-	cfg.NamePrefix = "" // each catch-up consumer gets a fresh name
 	var cons jetstream.Consumer
 	var it jetstream.MessagesContext
 	if !live {
