@@ -366,6 +366,32 @@ func (c Config) Users(ctx context.Context, users, events, rate int) (Result, err
 	want := func(u int) int { return perUser[u] }
 	wait(ctx, rs, want)
 	summarize(&res, rs, want, start, took)
+	stopStreams()
+
+	// The same over plain NATS: a subscriber per user subject.
+	raw := make([]*receiver, users)
+	rawSubjects := make([]string, users)
+	for u := range users {
+		r := newReceiver(events)
+		raw[u], rawSubjects[u] = r, fmt.Sprintf("bench.raw.%d.%d", run, u)
+		stop, err := c.Bus.CoreSubscribe(rawSubjects[u], func(data []byte) { r.take(data, time.Now()) })
+		if err != nil {
+			return res, err
+		}
+		defer stop()
+	}
+	rawStart := time.Now()
+	rawTook, err := c.publish(ctx, events, rate, func(i int) string { return rawSubjects[target[i]] }, true)
+	if err != nil {
+		return res, err
+	}
+	wait(ctx, raw, want)
+	var ref Result
+	ref.Events = events
+	summarize(&ref, raw, want, rawStart, rawTook)
+	if ref.DeliveredPS > 0 {
+		res.RawDelivered, res.Ratio = ref.DeliveredPS, res.DeliveredPS/ref.DeliveredPS
+	}
 	return res, nil
 }
 
