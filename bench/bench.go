@@ -255,11 +255,17 @@ func summarize(res *Result, rs []*receiver, want func(i int) int, start time.Tim
 	if published > 0 {
 		res.PublishedPS = float64(res.Events) / published.Seconds()
 	}
-	if len(lat) > 0 {
-		slices.Sort(lat)
-		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-		res.P50ms, res.P99ms, res.Maxms = ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(lat[len(lat)-1])
+	res.setLatencies(lat)
+}
+
+// setLatencies fills the p50, p99 and max figures from lat, which it sorts.
+func (res *Result) setLatencies(lat []time.Duration) {
+	if len(lat) == 0 {
+		return
 	}
+	slices.Sort(lat)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	res.P50ms, res.P99ms, res.Maxms = ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(lat[len(lat)-1])
 }
 
 // Fanout: conns connections of one user; events published once each, every connection gets

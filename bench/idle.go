@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -123,11 +122,7 @@ func (c Config) Churn(ctx context.Context, workers int, d time.Duration) (Result
 	res.Delivered = len(lat)
 	res.Lost = failed
 	res.DeliveredPS = float64(len(lat)) / res.Seconds
-	if len(lat) > 0 {
-		slices.Sort(lat)
-		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-		res.P50ms, res.P99ms, res.Maxms = ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(lat[len(lat)-1])
-	}
+	res.setLatencies(lat)
 	// Consumers go as each connection's handler ends; give them a bounded moment.
 	for wait := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		left, err := c.connectionConsumers(ctx)

@@ -160,27 +160,18 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 		if !sub.AllUsers {
 			tok, _ = routing.UserToken(sub.User)
 		}
-		var types []string
-		if len(sub.Types) > 0 {
-			types = sub.Types
-		}
-		reg = h.register(tok, types, b.cfg.Queue)
+		reg = h.register(tok, sub.Types, b.cfg.Queue)
 	}
 	live := h != nil && cfg.DeliverPolicy == jetstream.DeliverNewPolicy
 	var cons jetstream.Consumer
 	var it jetstream.MessagesContext
 	if !live {
-		created := time.Now()
-		if cons, err = stream.OrderedConsumer(ctx, cfg); err == nil {
-			it, err = cons.Messages(jetstream.PullMaxMessages(b.pullBatch()))
-		}
-		if err != nil {
+		if cons, it, err = b.openConsumer(ctx, stream, name, cfg); err != nil {
 			if reg != nil {
 				h.unregister(reg)
 			}
-			return nil, b.wrap("consumer on "+name, err)
+			return nil, err
 		}
-		b.cfg.Metrics.ConsumerCreated(time.Since(created))
 	}
 
 	ctx, abort := context.WithCancelCause(ctx)
@@ -226,12 +217,8 @@ func (f *Feed) shared(ctx context.Context, b *Bus, stream jetstream.Stream, name
 	defer func() { h.unregister(reg) }()
 	for {
 		if it != nil {
-			caughtUp := false
-			if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
-				caughtUp = true
-			}
 			var err error
-			if !caughtUp {
+			if info := cons.CachedInfo(); info == nil || info.NumPending > 0 {
 				var got uint64
 				got, err = f.pumpUntilCaughtUp(ctx, it, epoch, skipUntil)
 				last = max(last, got)
@@ -275,11 +262,17 @@ func (b *Bus) catchUpConsumer(ctx context.Context, stream jetstream.Stream, name
 	case <-ctx.Done():
 		return nil, nil, abortCause(ctx)
 	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+	return b.openConsumer(ctx, stream, name, jetstream.OrderedConsumerConfig{
 		FilterSubjects: filters, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
 		InactiveThreshold: b.cfg.InactiveThreshold,
 		MaxResetAttempts:  maxResets,
 	})
+}
+
+// openConsumer creates a connection's ordered consumer and starts pulling from it.
+func (b *Bus) openConsumer(ctx context.Context, stream jetstream.Stream, name string, cfg jetstream.OrderedConsumerConfig) (jetstream.Consumer, jetstream.MessagesContext, error) {
+	created := time.Now()
+	cons, err := stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
 		return nil, nil, b.wrap("consumer on "+name, err)
 	}
@@ -287,6 +280,7 @@ func (b *Bus) catchUpConsumer(ctx context.Context, stream jetstream.Stream, name
 	if err != nil {
 		return nil, nil, b.wrap("consumer on "+name, err)
 	}
+	b.cfg.Metrics.ConsumerCreated(time.Since(created))
 	return cons, it, nil
 }
 

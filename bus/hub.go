@@ -44,7 +44,7 @@ type hub struct {
 // hubSub is one connection's place on a hub.
 type hubSub struct {
 	token string
-	types []string // nil: every type
+	types []string // empty: every type
 	q     chan Event
 	cut   chan struct{} // closed when the hub dropped it for falling behind
 }
@@ -135,7 +135,7 @@ func (h *hub) dispatch(subject string, data []byte, seq uint64) {
 func (h *hub) send(subs []*hubSub, ev Event, typ string) {
 	var full []*hubSub
 	for _, s := range subs {
-		if s.types != nil && !slices.Contains(s.types, typ) {
+		if len(s.types) > 0 && !slices.Contains(s.types, typ) {
 			continue
 		}
 		select {

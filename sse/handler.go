@@ -131,7 +131,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	})
 	h.router = r
 	err := cfg.Broker.ServeConnections(func() []byte {
-		_, users := h.conns.snapshot()
+		users := h.conns.snapshot()
 		b, _ := json.Marshal(users)
 		return b
 	})

@@ -41,12 +41,12 @@ func (r *registry) add(user string, delta int) {
 	}
 }
 
-func (r *registry) snapshot() (int, map[string]int) {
+func (r *registry) snapshot() map[string]int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	users := make(map[string]int, len(r.users))
 	for u, n := range r.users {
 		users[u] = n
 	}
-	return r.total, users
+	return users
 }
