@@ -47,6 +47,7 @@ type Result struct {
 	P99ms        float64 `json:"p99_ms"`
 	Maxms        float64 `json:"max_ms"`
 	RawDelivered float64 `json:"raw_nats_delivered_per_s,omitempty"`
+	RawLost      int     `json:"raw_nats_lost,omitempty"`
 	Ratio        float64 `json:"ratio_to_raw_nats,omitempty"`
 
 	RSSPerConnKiB float64 `json:"rss_per_conn_kib,omitempty"` // idle
@@ -301,37 +302,41 @@ func (c Config) Fanout(ctx context.Context, conns, events, rate int) (Result, er
 	summarize(&res, rs, all, start, took)
 	stopStreams()
 
-	raw, err := c.rawFanout(ctx, conns, events, rate)
-	if err == nil && raw > 0 {
-		res.RawDelivered, res.Ratio = raw, res.DeliveredPS/raw
+	rawSubject := fmt.Sprintf("bench.raw.%d", time.Now().UnixNano())
+	subjects := make([]string, conns) // every subscriber on the one subject
+	for i := range subjects {
+		subjects[i] = rawSubject
 	}
-	return res, err
+	return res, c.reference(ctx, &res, subjects, rate, func(int) string { return rawSubject }, all)
 }
 
-// rawFanout is Fanout over plain NATS: conns subscribers, events published once.
-func (c Config) rawFanout(ctx context.Context, conns, events, rate int) (float64, error) {
-	subject := fmt.Sprintf("bench.raw.%d", time.Now().UnixNano())
-	rs := make([]*receiver, conns)
-	for i := range rs {
-		r := newReceiver(events)
-		rs[i] = r
-		stop, err := c.Bus.CoreSubscribe(subject, func(data []byte) { r.take(data, time.Now()) })
+// reference runs the same load over plain NATS, the practical ceiling: subscriber i listens on
+// subjects[i] with a NATS connection of its own, event i goes to subject(i), and subscriber i
+// should get want(i) events. It fills res's plain NATS figures.
+func (c Config) reference(ctx context.Context, res *Result, subjects []string, rate int, subject func(i int) string, want func(i int) int) error {
+	raw := make([]*receiver, len(subjects))
+	for i := range raw {
+		r := newReceiver(res.Events)
+		raw[i] = r
+		stop, err := c.Bus.CoreSubscribe(subjects[i], func(data []byte) { r.take(data, time.Now()) })
 		if err != nil {
-			return 0, err
+			return err
 		}
 		defer stop()
 	}
 	start := time.Now()
-	took, err := c.publish(ctx, events, rate, func(int) string { return subject }, true)
+	took, err := c.publish(ctx, res.Events, rate, subject, true)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	all := func(int) int { return events }
-	wait(ctx, rs, all)
-	var res Result
-	res.Events = events
-	summarize(&res, rs, all, start, took)
-	return res.DeliveredPS, nil
+	wait(ctx, raw, want)
+	ref := Result{Events: res.Events}
+	summarize(&ref, raw, want, start, took)
+	res.RawLost = ref.Lost
+	if ref.DeliveredPS > 0 {
+		res.RawDelivered, res.Ratio = ref.DeliveredPS, res.DeliveredPS/ref.DeliveredPS
+	}
+	return nil
 }
 
 // Users: one connection for each of users users; events go to users drawn by a fixed-seed RNG.
@@ -374,31 +379,11 @@ func (c Config) Users(ctx context.Context, users, events, rate int) (Result, err
 	summarize(&res, rs, want, start, took)
 	stopStreams()
 
-	// The same over plain NATS: a subscriber per user subject.
-	raw := make([]*receiver, users)
 	rawSubjects := make([]string, users)
-	for u := range users {
-		r := newReceiver(events)
-		raw[u], rawSubjects[u] = r, fmt.Sprintf("bench.raw.%d.%d", run, u)
-		stop, err := c.Bus.CoreSubscribe(rawSubjects[u], func(data []byte) { r.take(data, time.Now()) })
-		if err != nil {
-			return res, err
-		}
-		defer stop()
+	for u := range rawSubjects {
+		rawSubjects[u] = fmt.Sprintf("bench.raw.%d.%d", run, u)
 	}
-	rawStart := time.Now()
-	rawTook, err := c.publish(ctx, events, rate, func(i int) string { return rawSubjects[target[i]] }, true)
-	if err != nil {
-		return res, err
-	}
-	wait(ctx, raw, want)
-	var ref Result
-	ref.Events = events
-	summarize(&ref, raw, want, rawStart, rawTook)
-	if ref.DeliveredPS > 0 {
-		res.RawDelivered, res.Ratio = ref.DeliveredPS, res.DeliveredPS/ref.DeliveredPS
-	}
-	return res, nil
+	return res, c.reference(ctx, &res, rawSubjects, rate, func(i int) string { return rawSubjects[target[i]] }, want)
 }
 
 // Replay: a connection resumes from a cursor events behind and reads until it is live.

@@ -26,7 +26,7 @@ func TestScenarios(t *testing.T) {
 	}
 	r, err := c.Fanout(ctx, 3, 50, 0)
 	check(r, err)
-	if r.Delivered != 150 || r.RawDelivered <= 0 {
+	if r.Delivered != 150 || r.RawDelivered <= 0 || r.RawLost != 0 {
 		t.Fatalf("fanout: %+v, want 150 delivered and a plain NATS figure", r)
 	}
 	check(c.Users(ctx, 5, 60, 0))

@@ -416,14 +416,27 @@ func (b *Bus) CorePublish(subject string, data []byte) error {
 	return b.nc.Publish(subject, data)
 }
 
-// CoreSubscribe calls fn for every plain NATS message on subject until the returned stop.
+// CoreSubscribe calls fn for every plain NATS message on subject until the returned stop. The
+// subscriber has a NATS connection of its own, as every SSE client has its own TCP connection.
 func (b *Bus) CoreSubscribe(subject string, fn func(data []byte)) (stop func(), err error) {
-	sub, err := b.nc.Subscribe(subject, func(m *nats.Msg) { fn(m.Data) })
+	authOpts, err := b.cfg.Auth.options()
 	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(b.cfg.URL, append(authOpts, nats.Name(b.cfg.Name), nats.Timeout(b.cfg.Timeout))...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: connect %s: %v", ErrUnavailable, b.cfg.URL, err)
+	}
+	sub, err := nc.Subscribe(subject, func(m *nats.Msg) { fn(m.Data) })
+	if err == nil {
+		_ = sub.SetPendingLimits(-1, -1)
+		err = nc.Flush()
+	}
+	if err != nil {
+		nc.Close()
 		return nil, b.wrap("subscribe "+subject, err)
 	}
-	_ = sub.SetPendingLimits(-1, -1)
-	return func() { _ = sub.Unsubscribe() }, b.nc.Flush()
+	return nc.Close, nil
 }
 
 // ConsumerNames lists the names of a stream's consumers.

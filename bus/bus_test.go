@@ -271,12 +271,21 @@ func testStalledFeed(t *testing.T, mode string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What was stored: under load a publish can time out, so the count comes from the stream.
+	sinfo, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := sinfo.State.Msgs
+	if stored < n/2 {
+		t.Fatalf("only %d of %d events stored", stored, n)
+	}
 	cons := stream.ListConsumers(ctx)
 	for info := range cons.Info() {
 		if strings.HasPrefix(info.Name, bus.HubConsumerPrefix) {
 			continue // the shared feed's own consumer, which delivers everything to the hub
 		}
-		if info.Delivered.Consumer > uint64(bound) || info.NumPending < uint64(n-bound-256) {
+		if info.Delivered.Consumer > uint64(bound) || info.NumPending+uint64(bound) < stored {
 			t.Fatalf("stalled feed: %d delivered, %d pending; want at most %d delivered", info.Delivered.Consumer, info.NumPending, bound)
 		}
 		t.Logf("stalled feed: %d delivered to the process, %d pending in the stream", info.Delivered.Consumer, info.NumPending)

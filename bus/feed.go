@@ -18,6 +18,9 @@ type Event struct {
 	Subject string
 	Cursor  routing.Cursor
 	Data    []byte
+	// Compact is set when Data is known to be valid JSON without insignificant whitespace (the
+	// shared feed checks each event once for all its connections); otherwise it is unchecked.
+	Compact bool
 }
 
 // Notice reasons: why a feed does not continue exactly after the client's cursor.

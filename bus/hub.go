@@ -1,7 +1,9 @@
 package bus
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/eventsd/eventsd/routing"
 )
 
 // Delivery modes: where a connection's live events come from.
@@ -124,12 +128,30 @@ func tokenAndType(subject string) (string, string) {
 
 func (h *hub) dispatch(subject string, data []byte, seq uint64) {
 	tok, typ := tokenAndType(subject)
-	ev := Event{Subject: subject, Data: data}
-	ev.Cursor.Seq, ev.Cursor.Epoch = seq, h.epoch
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.send(h.subs[tok], ev, typ)
-	h.send(h.subs["*"], ev, typ)
+	mine, all := h.subs[tok], h.subs["*"]
+	if len(mine)+len(all) == 0 {
+		return
+	}
+	ev := Event{Subject: subject, Cursor: routing.Cursor{Seq: seq, Epoch: h.epoch}}
+	ev.Data, ev.Compact = compact(data)
+	h.send(mine, ev, typ)
+	h.send(all, ev, typ)
+}
+
+// compact returns data without insignificant whitespace, and whether it is valid JSON; invalid
+// data comes back as it is, for the connection to skip and count.
+func compact(data []byte) ([]byte, bool) {
+	var buf bytes.Buffer
+	buf.Grow(len(data))
+	if err := json.Compact(&buf, data); err != nil {
+		return data, false
+	}
+	if bytes.Equal(buf.Bytes(), data) {
+		return data, true
+	}
+	return buf.Bytes(), true
 }
 
 func (h *hub) send(subs []*hubSub, ev Event, typ string) {

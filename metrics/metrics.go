@@ -85,9 +85,9 @@ func (m *Prometheus) StreamClosed(c routing.Channel, reason string) {
 }
 
 // Delivered implements sse.Metrics.
-func (m *Prometheus) Delivered(c routing.Channel) {
+func (m *Prometheus) Delivered(c routing.Channel, n int) {
 	if ctr, ok := m.delivered[c]; ok {
-		ctr.Inc()
+		ctr.Add(float64(n))
 	}
 }
 

@@ -29,7 +29,8 @@ func heartbeatFor(c routing.Channel) []byte {
 }
 
 // frameWriter encodes frames into one reused buffer, so the per-event path does not allocate
-// once the buffer has grown to the largest frame.
+// once the buffer has grown to the largest batch. Frames accumulate until reset, so that many
+// can go out in one write.
 type frameWriter struct {
 	buf      bytes.Buffer
 	maxEvent int // payloads longer than this are skipped
@@ -40,11 +41,17 @@ type errSkip struct{ reason string }
 
 func (e errSkip) Error() string { return "skipped: " + e.reason }
 
-// event encodes ev as "id: <cursor>\ndata: <compact JSON>\n\n". With wrap, the data is
-// {"protocol":...,"event":...}, the protocol taken from the subject. A payload that is not
-// valid JSON, or too large, gives errSkip and leaves the buffer empty.
+// frames returns the frames encoded since the last reset.
+func (fw *frameWriter) frames() []byte { return fw.buf.Bytes() }
+
+// reset empties the buffer, keeping its memory.
+func (fw *frameWriter) reset() { fw.buf.Reset() }
+
+// event appends ev as "id: <cursor>\ndata: <compact JSON>\n\n" and returns that frame. With
+// wrap, the data is {"protocol":...,"event":...}, the protocol taken from the subject. A payload
+// that is not valid JSON, or too large, gives errSkip and appends nothing.
 func (fw *frameWriter) event(ev bus.Event, wrap bool) ([]byte, error) {
-	fw.buf.Reset()
+	mark := fw.buf.Len()
 	if fw.maxEvent > 0 && len(ev.Data) > fw.maxEvent {
 		return nil, errSkip{"too_large"}
 	}
@@ -62,22 +69,25 @@ func (fw *frameWriter) event(ev bus.Event, wrap bool) ([]byte, error) {
 		b = append(b, `","event":`...)
 	}
 	fw.buf.Write(b)
-	// Compact both validates the payload and puts JSON that spans lines on one data line.
-	if err := json.Compact(&fw.buf, ev.Data); err != nil {
-		fw.buf.Reset()
+	if ev.Compact {
+		fw.buf.Write(ev.Data)
+	} else if err := json.Compact(&fw.buf, ev.Data); err != nil {
+		// Compact both validates the payload and puts JSON that spans lines on one data line.
+		fw.buf.Truncate(mark)
 		return nil, errSkip{"not_json"}
 	}
 	if wrap {
 		fw.buf.WriteByte('}')
 	}
 	fw.buf.WriteString("\n\n")
-	return fw.buf.Bytes(), nil
+	return fw.buf.Bytes()[mark:], nil
 }
 
-// notice encodes the frame that tells a resuming client it may have missed events. On the
-// agui channel its data is an AG-UI CUSTOM event named "resync", which AG-UI clients accept.
+// notice appends the frame that tells a resuming client it may have missed events, and returns
+// it. On the agui channel its data is an AG-UI CUSTOM event named "resync", which AG-UI clients
+// accept.
 func (fw *frameWriter) notice(n *bus.Notice, c routing.Channel, now time.Time) []byte {
-	fw.buf.Reset()
+	mark := fw.buf.Len()
 	b := fw.buf.AvailableBuffer()
 	b = append(b, "event: resync\ndata: "...)
 	if c == routing.AGUI {
@@ -97,5 +107,5 @@ func (fw *frameWriter) notice(n *bus.Notice, c routing.Channel, now time.Time) [
 	}
 	b = append(b, "\n\n"...)
 	fw.buf.Write(b)
-	return fw.buf.Bytes()
+	return fw.buf.Bytes()[mark:]
 }

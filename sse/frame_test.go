@@ -28,10 +28,15 @@ func TestFrameEvent(t *testing.T) {
 		{"wrap outside contexts", "agui.a.X", `{}`, true, ""},
 	}
 	fw := frameWriter{maxEvent: 64}
+	want := ""
 	for _, tt := range tests {
+		want += tt.want
 		got, err := fw.event(bus.Event{Subject: tt.subject, Cursor: cur, Data: []byte(tt.data)}, tt.wrap)
 		if string(got) != tt.want || (tt.want == "") != (err != nil) {
 			t.Errorf("%s: event() = %q, %v, want %q", tt.name, got, err, tt.want)
+		}
+		if all := string(fw.frames()); all != want {
+			t.Errorf("%s: frames() = %q, want %q (earlier frames kept, a skipped one appends nothing)", tt.name, all, want)
 		}
 	}
 }
@@ -44,7 +49,8 @@ func TestFrameNotice(t *testing.T) {
 		routing.A2A:  "event: resync\ndata: {\"type\":\"resync\",\"reason\":\"cursor_expired\",\"last_event_id\":\"1-2\",\"first_seq\":9}\n\n",
 		routing.AGUI: "event: resync\ndata: {\"type\":\"CUSTOM\",\"timestamp\":1776680130123,\"name\":\"resync\",\"value\":{\"type\":\"resync\",\"reason\":\"cursor_expired\",\"last_event_id\":\"1-2\",\"first_seq\":9}}\n\n",
 	} {
-		if got := string(fw.notice(n, c, now)); got != want {
+		fw.reset()
+		if got := string(fw.notice(n, c, now)); got != want || string(fw.frames()) != want {
 			t.Errorf("notice(%s) = %q, want %q", c, got, want)
 		}
 	}
@@ -56,6 +62,7 @@ func FuzzFrameEvent(f *testing.F) {
 	}
 	fw := frameWriter{maxEvent: 1 << 16}
 	f.Fuzz(func(t *testing.T, data []byte, wrap bool) {
+		fw.reset()
 		frame, err := fw.event(bus.Event{Subject: "context.agui.u.X", Cursor: routing.Cursor{Seq: 1, Epoch: 1}, Data: data}, wrap)
 		if err != nil {
 			return
@@ -76,6 +83,7 @@ func BenchmarkFrameEvent(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(ev.Data)))
 	for b.Loop() {
+		fw.reset()
 		if _, err := fw.event(ev, true); err != nil {
 			b.Fatal(err)
 		}

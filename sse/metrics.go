@@ -13,9 +13,9 @@ type Metrics interface {
 	// StreamOpened and StreamClosed bracket one SSE connection.
 	StreamOpened(c routing.Channel)
 	StreamClosed(c routing.Channel, reason string)
-	// Delivered counts frames written, Skipped stored events not written (reason: "not_json",
-	// "too_large", ...), Heartbeats keep-alive frames.
-	Delivered(c routing.Channel)
+	// Delivered counts n frames written, Skipped stored events not written (reason:
+	// "not_json", "too_large", ...), Heartbeats keep-alive frames.
+	Delivered(c routing.Channel, n int)
 	Skipped(c routing.Channel, reason string)
 	Heartbeat(c routing.Channel)
 	// Published counts ingress requests by outcome ("published", "rejected", "failed") and
@@ -33,7 +33,7 @@ func (NopMetrics) StreamOpened(routing.Channel) {}
 func (NopMetrics) StreamClosed(routing.Channel, string) {}
 
 // Delivered implements Metrics.
-func (NopMetrics) Delivered(routing.Channel) {}
+func (NopMetrics) Delivered(routing.Channel, int) {}
 
 // Skipped implements Metrics.
 func (NopMetrics) Skipped(routing.Channel, string) {}

@@ -130,23 +130,18 @@ func (h *Handler) serveFeed(w http.ResponseWriter, r *http.Request, feed *bus.Fe
 		}
 		return rc.Flush()
 	}
-	if err := write(nil); err != nil { // send the status line and headers now
-		return 0, err
-	}
 	if feed.Notice != nil {
-		if err := write(fw.notice(feed.Notice, channel, h.now())); err != nil {
-			return 0, err
-		}
+		fw.notice(feed.Notice, channel, h.now())
 	}
 	if feed.Snapshot != nil {
-		frame, err := fw.event(*feed.Snapshot, wrap)
-		if err != nil {
-			return 0, err
-		}
-		if err := write(frame); err != nil {
+		if _, err := fw.event(*feed.Snapshot, wrap); err != nil {
 			return 0, err
 		}
 	}
+	if err := write(fw.frames()); err != nil { // the status line and headers go out now
+		return 0, err
+	}
+	fw.reset()
 
 	heartbeat := time.NewTimer(h.cfg.Heartbeat)
 	defer heartbeat.Stop()
@@ -164,17 +159,50 @@ func (h *Handler) serveFeed(w http.ResponseWriter, r *http.Request, feed *bus.Fe
 			if !ok {
 				return sent, feed.Err()
 			}
-			frame, err := fw.event(ev, wrap)
-			if err != nil {
-				h.skipped(channel, ev, err)
-				continue
+			n, open := h.encodeQueued(&fw, feed, ev, channel, wrap)
+			if n > 0 {
+				h.cfg.Metrics.Delivered(channel, n) // before the write, so a client that has the frames sees them counted
+				if err := write(fw.frames()); err != nil {
+					return sent, err
+				}
+				fw.reset()
+				sent += n
+				heartbeat.Reset(h.cfg.Heartbeat)
 			}
-			h.cfg.Metrics.Delivered(channel) // before the write, so a client that has the frame sees it counted
-			if err := write(frame); err != nil {
-				return sent, err
+			if !open {
+				return sent, feed.Err()
 			}
-			sent++
-			heartbeat.Reset(h.cfg.Heartbeat)
+		}
+	}
+}
+
+// A busy connection sends the events already queued for it in one write and flush, up to
+// these bounds: one system call for many frames instead of one for each.
+const (
+	maxBatchEvents = 256
+	maxBatchBytes  = 64 << 10
+)
+
+// encodeQueued encodes ev and then the events already waiting in the feed, within the batch
+// bounds, skipping those that cannot become frames. It returns how many frames it encoded and
+// whether the feed is still open.
+func (h *Handler) encodeQueued(fw *frameWriter, feed *bus.Feed, ev bus.Event, channel routing.Channel, wrap bool) (n int, open bool) {
+	for {
+		if _, err := fw.event(ev, wrap); err != nil {
+			h.skipped(channel, ev, err)
+		} else {
+			n++
+		}
+		if n >= maxBatchEvents || len(fw.frames()) >= maxBatchBytes {
+			return n, true
+		}
+		select {
+		case ev, open = <-feed.Events():
+			if !open {
+				return n, false
+			}
+		default:
+			return n, true
 		}
 	}
 }

@@ -207,13 +207,15 @@ type countingMetrics struct {
 	n  map[string]int
 }
 
-func (m *countingMetrics) add(key string) {
+func (m *countingMetrics) add(key string) { m.addN(key, 1) }
+
+func (m *countingMetrics) addN(key string, n int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.n == nil {
 		m.n = map[string]int{}
 	}
-	m.n[key]++
+	m.n[key] += n
 }
 
 func (m *countingMetrics) get(key string) int {
@@ -226,7 +228,7 @@ func (m *countingMetrics) StreamOpened(c routing.Channel) { m.add("opened " + st
 func (m *countingMetrics) StreamClosed(c routing.Channel, reason string) {
 	m.add("closed " + string(c) + " " + reason)
 }
-func (m *countingMetrics) Delivered(c routing.Channel) { m.add("delivered " + string(c)) }
+func (m *countingMetrics) Delivered(c routing.Channel, n int) { m.addN("delivered "+string(c), n) }
 func (m *countingMetrics) Skipped(c routing.Channel, reason string) {
 	m.add("skipped " + string(c) + " " + reason)
 }

@@ -85,10 +85,10 @@ func benchCommand() *cli.Command {
 				return nil
 			}
 			w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(w, "scenario\tconns\tevents\trate\tdelivered/s\tpublished/s\tp50 ms\tp99 ms\tmax ms\tlost\tdup\traw NATS/s\tratio\tKiB/conn\tidle CPU\tconsumers left\t")
+			fmt.Fprintln(w, "scenario\tconns\tevents\trate\tdelivered/s\tpublished/s\tp50 ms\tp99 ms\tmax ms\tlost\tdup\traw NATS/s\traw lost\tratio\tKiB/conn\tidle CPU\tconsumers left\t")
 			for _, r := range results {
-				fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%.0f\t%.2f\t%.1f\t%.3f\t%d\t\n", r.Scenario, r.Conns, r.Events, r.Rate,
-					r.DeliveredPS, r.PublishedPS, r.P50ms, r.P99ms, r.Maxms, r.Lost, r.Duplicated, r.RawDelivered, r.Ratio,
+				fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%.0f\t%d\t%.2f\t%.1f\t%.3f\t%d\t\n", r.Scenario, r.Conns, r.Events, r.Rate,
+					r.DeliveredPS, r.PublishedPS, r.P50ms, r.P99ms, r.Maxms, r.Lost, r.Duplicated, r.RawDelivered, r.RawLost, r.Ratio,
 					r.RSSPerConnKiB, r.IdleCPU, r.ConsumersLeft)
 			}
 			return w.Flush()
