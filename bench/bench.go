@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/bus"
 	"github.com/eventsd/eventsd/routing"
@@ -29,7 +31,13 @@ type Config struct {
 	Secret  []byte   // to mint a token per simulated user
 	Bus     *bus.Bus // publishes (and carries the plain NATS reference)
 	Timeout time.Duration
+	// Window is how many JetStream publishes may await their acknowledgement when publishing
+	// as fast as accepted; default DefaultWindow.
+	Window int
 }
+
+// DefaultWindow is the publishing window unless Config says otherwise.
+const DefaultWindow = 64
 
 // Result is one scenario's figures.
 type Result struct {
@@ -178,9 +186,15 @@ func (c Config) openMany(ctx context.Context, paths, toks []string, rs []*receiv
 	return <-errs
 }
 
-// publish sends events to subjects(i) at rate per second (0: as fast as accepted) and returns
-// how long it took.
+// publish sends events to subject(i) at rate per second, or with rate 0 as fast as the server
+// accepts them: at most Window JetStream publishes await their acknowledgement, and an event is
+// stamped with its send time only once it can go. It returns how long it took.
 func (c Config) publish(ctx context.Context, n, rate int, subject func(i int) string, core bool) (time.Duration, error) {
+	window := c.Window
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	inFlight := make([]jetstream.PubAckFuture, window)
 	start := time.Now()
 	for i := range n {
 		if rate > 0 {
@@ -198,15 +212,15 @@ func (c Config) publish(ctx context.Context, n, rate int, subject func(i int) st
 		if core {
 			err = c.Bus.CorePublish(subject(i), payload(i))
 		} else {
-			err = c.Bus.PublishAsync(subject(i), payload(i))
+			if f := inFlight[i%window]; f != nil {
+				if err := acknowledged(ctx, f); err != nil {
+					return 0, err
+				}
+			}
+			inFlight[i%window], err = c.Bus.PublishAsync(subject(i), payload(i))
 		}
 		if err != nil {
 			return 0, err
-		}
-		if !core && i%2000 == 1999 { // keep the unacknowledged publishes within the client's window
-			if err := c.Bus.WaitPublished(ctx); err != nil {
-				return 0, err
-			}
 		}
 	}
 	if !core {
@@ -215,6 +229,18 @@ func (c Config) publish(ctx context.Context, n, rate int, subject func(i int) st
 		}
 	}
 	return time.Since(start), nil
+}
+
+// acknowledged waits for the server's answer to a publish.
+func acknowledged(ctx context.Context, f jetstream.PubAckFuture) error {
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return fmt.Errorf("publish: %w", err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // wait returns when every receiver has want(i) events or ctx ends.

@@ -52,9 +52,13 @@ func benchFanIn(b *testing.B, load bool) {
 		if _, err := bs.Publish(ctx, "agui.alice.TEXT_MESSAGE_CONTENT", data, ""); err != nil {
 			b.Fatal(err)
 		}
-		<-agui.Events()
+		if _, err := agui.Next(ctx); err != nil {
+			b.Fatal(err)
+		}
 		direct = append(direct, time.Since(start))
-		<-ctxs.Events()
+		if _, err := ctxs.Next(ctx); err != nil {
+			b.Fatal(err)
+		}
 		fanIn = append(fanIn, time.Since(start))
 	}
 	slices.Sort(direct)

@@ -391,13 +391,14 @@ func (b *Bus) PublishEvent(ctx context.Context, user string, ev event.Event) (Ac
 	return b.Publish(ctx, subject, data, "")
 }
 
-// PublishAsync stores one event without waiting for the acknowledgement; WaitPublished waits
-// for all of them. For load generation.
-func (b *Bus) PublishAsync(subject string, data []byte) error {
-	if _, err := b.js.PublishAsync(subject, data); err != nil {
-		return b.wrap("publish "+subject, err)
+// PublishAsync stores one event without waiting for the acknowledgement, which the returned
+// future carries; WaitPublished waits for all of them. For load generation.
+func (b *Bus) PublishAsync(subject string, data []byte) (jetstream.PubAckFuture, error) {
+	f, err := b.js.PublishAsync(subject, data)
+	if err != nil {
+		return nil, b.wrap("publish "+subject, err)
 	}
-	return nil
+	return f, nil
 }
 
 // WaitPublished waits until every PublishAsync is acknowledged.

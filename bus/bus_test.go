@@ -46,16 +46,13 @@ func publish(t *testing.T, b *bus.Bus, c routing.Channel, user, typ, data string
 
 func next(t *testing.T, f *bus.Feed) bus.Event {
 	t.Helper()
-	select {
-	case ev, ok := <-f.Events():
-		if !ok {
-			t.Fatalf("feed ended: %v", f.Err())
-		}
-		return ev
-	case <-time.After(10 * time.Second):
-		t.Fatal("no event within 10s")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ev, err := f.Next(ctx)
+	if err != nil {
+		t.Fatalf("no event: %v", err)
 	}
-	return bus.Event{}
+	return ev
 }
 
 func TestEnsureStreamsIsIdempotent(t *testing.T) {
@@ -191,7 +188,7 @@ func Example() {
 	defer feed.Close()
 	subject, _ := routing.SubjectFor(routing.AGUI, "alice", "RUN_STARTED")
 	ack, _ := b.Publish(ctx, subject, []byte(`{"type":"RUN_STARTED"}`), "")
-	ev := <-feed.Events()
+	ev, _ := feed.Next(ctx)
 	fmt.Println(ack.Stream, ack.Seq, ev.Subject, string(ev.Data))
 	// Output: AGUI 1 context.agui.alice.RUN_STARTED {"type":"RUN_STARTED"}
 }
@@ -267,6 +264,12 @@ func testStalledFeed(t *testing.T, mode string) {
 	if mode == bus.DeliveryShared {
 		bound = 64 + 512 + 1
 	}
+	// The feed's queue is full: the buffer in the consumer mode, the queue limit on the
+	// shared path (the live feed filled it before the catch-up consumer took over).
+	want := 64
+	if mode == bus.DeliveryShared {
+		want = 256
+	}
 	stream, err := js.Stream(ctx, routing.StreamAGUI)
 	if err != nil {
 		t.Fatal(err)
@@ -285,12 +288,49 @@ func testStalledFeed(t *testing.T, mode string) {
 		if strings.HasPrefix(info.Name, bus.HubConsumerPrefix) {
 			continue // the shared feed's own consumer, which delivers everything to the hub
 		}
-		if info.Delivered.Consumer > uint64(bound) || info.NumPending+uint64(bound) < stored {
+		if info.Delivered.Consumer > uint64(bound) || info.NumPending+info.Delivered.Consumer+uint64(want) < stored {
 			t.Fatalf("stalled feed: %d delivered, %d pending; want at most %d delivered", info.Delivered.Consumer, info.NumPending, bound)
 		}
 		t.Logf("stalled feed: %d delivered to the process, %d pending in the stream", info.Delivered.Consumer, info.NumPending)
 	}
-	if len(f.Events()) != cap(f.Events()) {
-		t.Fatalf("feed holds %d of %d", len(f.Events()), cap(f.Events()))
+	if got := bus.Queued(f); got != want {
+		t.Fatalf("feed holds %d events, want %d", got, want)
+	}
+}
+
+// TestFeedThatFallsBehind: a live feed on the shared path whose reader stops while far more
+// events arrive than its queue holds is dropped by the shared feed, catches up on a consumer of
+// its own (again and again while it stays behind), and its reader still gets every event once,
+// in order, with no consumer left afterwards.
+func TestFeedThatFallsBehind(t *testing.T) {
+	b, _ := testplane.StartBus(t, bus.Config{Queue: 16, Buffer: 8})
+	ctx := testContext(t)
+	f, err := b.Subscribe(ctx, routing.Subscription{Channel: routing.AGUI, User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acks []bus.Ack
+	for i := range 500 {
+		acks = append(acks, publish(t, b, routing.AGUI, "alice", "STEP_STARTED", fmt.Sprintf(`{"i":%d}`, i)))
+		if i%100 == 99 { // read a little now and then, while the rest piles up
+			if ev := next(t, f); ev.Cursor.Seq != acks[i/100].Seq {
+				t.Fatalf("event %d: sequence %d, want %d", i/100, ev.Cursor.Seq, acks[i/100].Seq)
+			}
+		}
+	}
+	for i := 5; i < len(acks); i++ {
+		if ev := next(t, f); ev.Cursor.Seq != acks[i].Seq || string(ev.Data) != fmt.Sprintf(`{"i":%d}`, i) {
+			t.Fatalf("event %d: %d %s, want %d", i, ev.Cursor.Seq, ev.Data, acks[i].Seq)
+		}
+	}
+	f.Close()
+	names, err := b.ConsumerNames(ctx, routing.StreamAGUI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if !strings.HasPrefix(n, bus.HubConsumerPrefix) {
+			t.Fatalf("consumer %s left after the feed closed", n)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,7 +43,9 @@ type Notice struct {
 }
 
 // Feed is the ordered flow of one subscription's events. Its events come from a JetStream
-// consumer of its own, created by Subscribe and deleted by Close.
+// consumer of its own, from the node's shared feed, or from the first until it has caught up
+// and then the second. A live feed on the shared path has no goroutine and no memory of its
+// own beyond a small struct until events arrive.
 type Feed struct {
 	// Notice is set when the feed does not start right after the requested cursor.
 	Notice *Notice
@@ -50,26 +53,73 @@ type Feed struct {
 	// events; they continue right after the sequence it reflects.
 	Snapshot *Event
 
-	events chan Event
-	err    error  // set before events is closed
-	last   uint64 // the last sequence the catch-up consumer delivered
-	abort  context.CancelCauseFunc
-	done   chan struct{}
+	b     *Bus
+	q     *queue
+	ctx   context.Context
+	abort context.CancelCauseFunc
+	wg    sync.WaitGroup // its consumer goroutine, while it has one
+
+	// The stream it reads, for catching up again.
+	stream  jetstream.Stream
+	name    string
+	filters []string
+	epoch   uint64
+
+	h   *hub    // the shared feed, when it uses one
+	sub *hubSub // its place there; guarded by h.mu
 }
 
-// Events delivers the feed's events in stream order. It is closed when the feed ends; Err says
-// why.
-func (f *Feed) Events() <-chan Event { return f.events }
+// Ready receives when events are waiting or the feed has ended; then call Take.
+func (f *Feed) Ready() <-chan struct{} { return f.q.ready }
 
-// Err returns the error that ended the feed, or nil if it was closed or its context ended. Call
-// it after Events is closed.
-func (f *Feed) Err() error { return f.err }
+// Take appends up to max waiting events to dst, in stream order. more is false once the feed
+// has ended and every event has been taken; Err then says why.
+func (f *Feed) Take(dst []Event, max int) (_ []Event, more bool) { return f.q.take(dst, max) }
+
+// Next waits for the feed's next event, for as long as ctx allows. Once the feed has ended it
+// returns Err, or ErrClosed if the feed was closed or its context ended.
+func (f *Feed) Next(ctx context.Context) (Event, error) {
+	var one [1]Event
+	for {
+		evs, more := f.Take(one[:0], 1)
+		if len(evs) == 1 {
+			return evs[0], nil
+		}
+		if !more {
+			if err := f.Err(); err != nil {
+				return Event{}, err
+			}
+			return Event{}, ErrClosed
+		}
+		select {
+		case <-f.Ready():
+		case <-ctx.Done():
+			return Event{}, ctx.Err()
+		}
+	}
+}
+
+// ErrClosed is what Next returns once a feed was closed or its context ended.
+var ErrClosed = errors.New("bus: feed closed")
+
+// Err returns the error that ended the feed, or nil if it was closed or its context ended.
+func (f *Feed) Err() error {
+	f.q.mu.Lock()
+	defer f.q.mu.Unlock()
+	return f.q.err
+}
 
 // Close stops the feed, deletes its consumer and waits until both are done. It is safe to call
 // more than once.
 func (f *Feed) Close() {
 	f.abort(nil)
-	<-f.done
+	if f.h != nil {
+		f.h.leave(f)
+	}
+	f.wg.Wait()
+	f.b.mu.Lock()
+	delete(f.b.feeds, f)
+	f.b.mu.Unlock()
 }
 
 // Subscribe opens a feed for sub. When it returns without error the consumer exists on the
@@ -86,6 +136,16 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 	filters, err := sub.Filters()
 	if err != nil {
 		return nil, err
+	}
+	tok := "*"
+	if !sub.AllUsers {
+		tok, _ = routing.UserToken(sub.User)
+	}
+	if h := b.liveHub(name); h != nil && sub.Cursor == nil && sub.Since.IsZero() && !b.snapshotWanted(sub) {
+		// Live from now on a shared feed that is running: no consumer, no API call.
+		f := b.newFeed(ctx, nil, name, filters, h.epoch)
+		f.join(h, tok, sub.Types, true)
+		return f, nil
 	}
 	select {
 	case b.creating <- struct{}{}:
@@ -144,107 +204,132 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = snapshotSeq + 1
 		skipUntil = max(info.State.LastSeq, snapshotSeq)
-		tok, _ := routing.UserToken(sub.User)
 		snapshotEvent = &Event{
 			Subject: "context.system." + tok + ".CONTEXTS_SNAPSHOT",
 			Cursor:  routing.Cursor{Seq: snapshotSeq, Epoch: epoch},
 			Data:    snapshot,
 		}
 	}
-	var h *hub
-	var reg *hubSub
+	f := b.newFeed(ctx, stream, name, filters, epoch)
+	f.Notice, f.Snapshot = notice, snapshotEvent
 	if b.cfg.Delivery == DeliveryShared {
-		if h, err = b.hubFor(ctx, name, epoch); err != nil {
+		h, err := b.hubFor(ctx, name, epoch)
+		if err != nil {
+			f.Close()
 			return nil, err
 		}
-		// Registered before any catch-up consumer exists, so every event stored from here on
-		// reaches the queue, and the catch-up can hand over without a gap.
-		tok := "*"
-		if !sub.AllUsers {
-			tok, _ = routing.UserToken(sub.User)
+		// Joined before any catch-up consumer exists, so every event stored from here on
+		// reaches the feed, and the catch-up hands over without a gap.
+		live := cfg.DeliverPolicy == jetstream.DeliverNewPolicy
+		s := f.join(h, tok, sub.Types, live)
+		if live {
+			return f, nil
 		}
-		reg = h.register(tok, sub.Types, b.cfg.Queue)
-	}
-	live := h != nil && cfg.DeliverPolicy == jetstream.DeliverNewPolicy
-	var cons jetstream.Consumer
-	var it jetstream.MessagesContext
-	if !live {
-		if cons, it, err = b.openConsumer(ctx, stream, name, cfg); err != nil {
-			if reg != nil {
-				h.unregister(reg)
-			}
+		cons, it, err := b.openConsumer(ctx, stream, name, cfg)
+		if err != nil {
+			f.Close()
 			return nil, err
 		}
+		f.start(func(ctx context.Context) error { return f.catchUp(ctx, s, cons, it, skipUntil) })
+		return f, nil
 	}
-
-	ctx, abort := context.WithCancelCause(ctx)
-	f := &Feed{
-		Notice:   notice,
-		Snapshot: snapshotEvent,
-		events:   make(chan Event, b.cfg.Buffer),
-		abort:    abort,
-		done:     make(chan struct{}),
+	cons, it, err := b.openConsumer(ctx, stream, name, cfg)
+	if err != nil {
+		f.Close()
+		return nil, err
 	}
-	b.mu.Lock()
-	b.feeds[f] = struct{}{}
-	b.mu.Unlock()
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		defer close(f.done)
-		defer func() {
-			b.mu.Lock()
-			delete(b.feeds, f)
-			b.mu.Unlock()
-		}()
-		if h == nil {
-			f.err = f.pump(ctx, it, epoch, skipUntil, false)
-			close(f.events)
-			it.Stop()
-			b.deleteConsumer(ctx, name, cons)
-			return
-		}
-		f.err = f.shared(ctx, b, stream, name, filters, h, reg, cons, it, epoch, skipUntil)
-		close(f.events)
-	}()
+	f.start(func(ctx context.Context) error {
+		_, err := f.pump(ctx, it, skipUntil, false)
+		it.Stop()
+		b.deleteConsumer(ctx, name, cons)
+		return err
+	})
 	return f, nil
 }
 
-// shared runs a feed on the shared hub: it catches up on a consumer of its own while it has
-// one (deleting it once caught up), then passes on the hub's events after the last one sent. If
-// the client falls so far behind that the hub drops it, it catches up again from its last event
-// on a new consumer instead of holding more in memory.
-func (f *Feed) shared(ctx context.Context, b *Bus, stream jetstream.Stream, name string, filters []string, h *hub, reg *hubSub,
-	cons jetstream.Consumer, it jetstream.MessagesContext, epoch, skipUntil uint64) error {
-	var last uint64
-	defer func() { h.unregister(reg) }()
+// newFeed makes an empty feed that ends when ctx does, and lists it for endFeeds.
+func (b *Bus) newFeed(ctx context.Context, stream jetstream.Stream, name string, filters []string, epoch uint64) *Feed {
+	f := &Feed{b: b, q: newQueue(), stream: stream, name: name, filters: filters, epoch: epoch}
+	f.ctx, f.abort = context.WithCancelCause(ctx)
+	context.AfterFunc(f.ctx, func() { f.q.end(abortCause(f.ctx)) })
+	b.mu.Lock()
+	b.feeds[f] = struct{}{}
+	b.mu.Unlock()
+	return f
+}
+
+// start runs fn on a goroutine of the feed's; an error from it ends the feed.
+func (f *Feed) start(fn func(ctx context.Context) error) {
+	f.wg.Add(1)
+	f.b.wg.Add(1)
+	go func() {
+		defer f.b.wg.Done()
+		defer f.wg.Done()
+		if err := fn(f.ctx); err != nil {
+			f.q.end(err)
+		}
+	}()
+}
+
+// join puts the feed on hub h: live, the hub queues its events from now on; otherwise the hub
+// holds them until the feed has caught up.
+func (f *Feed) join(h *hub, token string, types []string, live bool) *hubSub {
+	f.h = h
+	s := &hubSub{token: token, types: types, feed: f, live: live}
+	h.mu.Lock()
+	h.add(s)
+	h.mu.Unlock()
+	return s
+}
+
+// catchUp passes the events of the feed's own consumer into its queue until it has caught up,
+// deletes the consumer, then hands over to the hub. If the hub dropped the feed meanwhile for
+// holding too many events, it catches up again from the last event queued.
+func (f *Feed) catchUp(ctx context.Context, s *hubSub, cons jetstream.Consumer, it jetstream.MessagesContext, skipUntil uint64) error {
 	for {
-		if it != nil {
-			var err error
-			if info := cons.CachedInfo(); info == nil || info.NumPending > 0 {
-				var got uint64
-				got, err = f.pumpUntilCaughtUp(ctx, it, epoch, skipUntil)
-				last = max(last, got)
-			}
-			it.Stop()
-			b.deleteConsumer(ctx, name, cons)
-			it, skipUntil = nil, 0
-			if err != nil {
-				return err
-			}
-		}
-		if err := f.forward(ctx, h, reg, &last); !errors.Is(err, ErrBehind) {
-			return err
-		}
-		// Dropped by the hub: join again, then catch up from the last event sent.
-		h.unregister(reg)
-		reg = h.register(reg.token, reg.types, cap(reg.q))
+		var seen uint64
 		var err error
-		cons, it, err = b.catchUpConsumer(ctx, stream, name, filters, last+1)
+		info := cons.CachedInfo()
+		if info != nil {
+			seen = info.Delivered.Stream // where it starts, in case nothing is pending
+		}
+		if info == nil || info.NumPending > 0 {
+			seen, err = f.pumpUntilCaughtUp(ctx, it, skipUntil)
+		}
+		it.Stop()
+		f.b.deleteConsumer(ctx, f.name, cons)
 		if err != nil {
+			f.h.unregister(s)
 			return err
 		}
+		if f.h.goLive(s, seen) {
+			return nil
+		}
+		s = f.join(f.h, s.token, s.types, false)
+		if cons, it, err = f.b.catchUpConsumer(ctx, f.stream, f.name, f.filters, f.q.lastQueued()+1); err != nil {
+			f.h.unregister(s)
+			return err
+		}
+		skipUntil = 0
 	}
+}
+
+// rejoin catches up again after the hub dropped the live feed for falling behind, from the
+// last event queued. The hub calls it with its lock held.
+func (f *Feed) rejoin(old *hubSub) {
+	if f.ctx.Err() != nil {
+		return
+	}
+	s := &hubSub{token: old.token, types: old.types, feed: f}
+	f.h.add(s)
+	f.start(func(ctx context.Context) error {
+		cons, it, err := f.b.catchUpConsumer(ctx, f.stream, f.name, f.filters, f.q.lastQueued()+1)
+		if err != nil {
+			f.h.unregister(s)
+			return err
+		}
+		return f.catchUp(ctx, s, cons, it, 0)
+	})
 }
 
 // pullBatch is how many events a connection's consumer may hold in this process. A catch-up
@@ -259,6 +344,12 @@ func (b *Bus) pullBatch() int {
 
 // catchUpConsumer creates a consumer for the filtered events from sequence from.
 func (b *Bus) catchUpConsumer(ctx context.Context, stream jetstream.Stream, name string, filters []string, from uint64) (jetstream.Consumer, jetstream.MessagesContext, error) {
+	if stream == nil { // the feed joined a running hub without reading the stream
+		var err error
+		if stream, err = b.js.Stream(ctx, name); err != nil {
+			return nil, nil, b.wrap("stream "+name, err)
+		}
+	}
 	select {
 	case b.creating <- struct{}{}:
 		defer func() { <-b.creating }()
@@ -287,74 +378,51 @@ func (b *Bus) openConsumer(ctx context.Context, stream jetstream.Stream, name st
 	return cons, it, nil
 }
 
-// forward passes the hub's events after *last into the feed.
-func (f *Feed) forward(ctx context.Context, h *hub, reg *hubSub, last *uint64) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return abortCause(ctx)
-		case <-reg.cut:
-			return h.errCut(reg)
-		case ev := <-reg.q:
-			if ev.Cursor.Seq <= *last {
-				continue // the catch-up sent it already
-			}
-			select {
-			case f.events <- ev:
-				*last = ev.Cursor.Seq
-			case <-ctx.Done():
-				return abortCause(ctx)
-			case <-reg.cut:
-				return h.errCut(reg)
-			}
-		}
-	}
-}
-
 // pumpUntilCaughtUp runs pump until a message arrives that had nothing pending behind it,
 // and returns that message's sequence.
-func (f *Feed) pumpUntilCaughtUp(ctx context.Context, it jetstream.MessagesContext, epoch, skipUntil uint64) (uint64, error) {
-	f.last = 0
-	err := f.pump(ctx, it, epoch, skipUntil, true)
+func (f *Feed) pumpUntilCaughtUp(ctx context.Context, it jetstream.MessagesContext, skipUntil uint64) (uint64, error) {
+	seen, err := f.pump(ctx, it, skipUntil, true)
 	if errors.Is(err, errCaughtUp) {
-		return f.last, nil
+		return seen, nil
 	}
 	if err == nil {
 		err = abortCause(ctx)
 	}
-	return f.last, err
+	return seen, err
 }
 
 // errCaughtUp stops pump once the consumer has nothing pending.
 var errCaughtUp = errors.New("caught up")
 
 // pump moves messages from the consumer into the feed until ctx ends or the consumer fails,
-// or, with untilCaughtUp, until it has sent a message with nothing pending behind it. Up to
-// skipUntil it passes only events that can change a contexts view.
-func (f *Feed) pump(ctx context.Context, it jetstream.MessagesContext, epoch, skipUntil uint64, untilCaughtUp bool) error {
+// or, with untilCaughtUp, until it has queued a message with nothing pending behind it. Up to
+// skipUntil it passes only events that can change a contexts view. It returns the sequence of
+// the last message it saw.
+func (f *Feed) pump(ctx context.Context, it jetstream.MessagesContext, skipUntil uint64, untilCaughtUp bool) (seen uint64, err error) {
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			if ctx.Err() != nil {
-				return abortCause(ctx)
+				return seen, abortCause(ctx)
 			}
-			return fmt.Errorf("%w: consumer: %v", ErrUnavailable, err)
+			return seen, fmt.Errorf("%w: consumer: %v", ErrUnavailable, err)
 		}
 		meta, err := msg.Metadata()
 		if err != nil {
-			return fmt.Errorf("bus: consumer: %w", err)
+			return seen, fmt.Errorf("bus: consumer: %w", err)
 		}
-		f.last = meta.Sequence.Stream
-		if meta.Sequence.Stream > skipUntil || contexts.Relevant(msg.Subject()) {
-			ev := Event{Subject: msg.Subject(), Cursor: routing.Cursor{Seq: meta.Sequence.Stream, Epoch: epoch}, Data: msg.Data()}
-			select {
-			case f.events <- ev:
-			case <-ctx.Done():
-				return abortCause(ctx)
+		seen = meta.Sequence.Stream
+		if seen > skipUntil || contexts.Relevant(msg.Subject()) {
+			ev := Event{Subject: msg.Subject(), Cursor: routing.Cursor{Seq: seen, Epoch: f.epoch}, Data: msg.Data()}
+			if err := f.q.put(ctx, ev, f.b.cfg.Buffer); err != nil {
+				if errors.Is(err, errEnded) {
+					err = nil
+				}
+				return seen, err
 			}
 		}
 		if untilCaughtUp && meta.NumPending == 0 {
-			return errCaughtUp
+			return seen, errCaughtUp
 		}
 	}
 }

@@ -29,10 +29,6 @@ const (
 // HubConsumerPrefix starts the name of every shared-feed consumer.
 const HubConsumerPrefix = "hub-"
 
-// ErrBehind ends a feed whose client fell so far behind that its queue filled; the client
-// resumes by cursor.
-var ErrBehind = errors.New("bus: client fell behind")
-
 // maxResets bounds how often an ordered consumer recreates itself in a row before its iterator
 // fails; unbounded, a consumer whose server is gone would retry for ever and hold up Close.
 const maxResets = 5
@@ -40,17 +36,29 @@ const maxResets = 5
 // hub is the shared feed of one stream on this node.
 type hub struct {
 	epoch uint64
+	limit int // events queued or held for one feed before it is dropped to catch up again
 	mu    sync.Mutex
 	subs  map[string][]*hubSub // by user token; "*" for all-users subscriptions
-	dead  bool                 // its consumer failed: its subscriptions end, a new hub replaces it
+	dead  bool                 // its consumer stopped: its feeds end, a new hub replaces it
 }
 
-// hubSub is one connection's place on a hub.
+// hubSub is one feed's place on a hub.
 type hubSub struct {
 	token string
 	types []string // empty: every type
-	q     chan Event
-	cut   chan struct{} // closed when the hub dropped it for falling behind
+	feed  *Feed
+	// Until its feed has caught up, the hub holds the events for it in held; once it is live,
+	// they go straight to the feed's queue. Guarded by hub.mu.
+	held   []Event
+	live   bool
+	behind bool // dropped while catching up, for holding more than limit events
+}
+
+// liveHub returns the stream's running hub, or nil.
+func (b *Bus) liveHub(stream string) *hub {
+	b.hubsMu.Lock()
+	defer b.hubsMu.Unlock()
+	return b.hubs[stream]
 }
 
 // hubFor returns the stream's hub, starting it on first use.
@@ -77,22 +85,25 @@ func (b *Bus) hubFor(ctx context.Context, stream string, epoch uint64) (*hub, er
 	if err != nil {
 		return nil, b.wrap("shared consumer on "+stream, err)
 	}
-	h := &hub{epoch: epoch, subs: map[string][]*hubSub{}}
+	h := &hub{epoch: epoch, limit: b.cfg.Queue, subs: map[string][]*hubSub{}}
 	b.hubs[stream] = h
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
 		defer b.deleteConsumer(b.bg, stream, cons)
 		defer it.Stop()
-		if err := h.run(b.bg, it); err != nil {
+		err := h.run(b.bg, it)
+		if err != nil {
 			b.log.Warn("shared consumer failed", "stream", stream, "err", err)
-			b.hubsMu.Lock()
-			if b.hubs[stream] == h {
-				delete(b.hubs, stream)
-			}
-			b.hubsMu.Unlock()
-			h.retire()
+		} else {
+			err = errors.New("shutting down")
 		}
+		b.hubsMu.Lock()
+		if b.hubs[stream] == h {
+			delete(b.hubs, stream)
+		}
+		b.hubsMu.Unlock()
+		h.retire(fmt.Errorf("%w: shared consumer: %v", ErrUnavailable, err))
 	}()
 	return h, nil
 }
@@ -155,50 +166,70 @@ func compact(data []byte) ([]byte, bool) {
 }
 
 func (h *hub) send(subs []*hubSub, ev Event, typ string) {
-	var full []*hubSub
+	var dropped []*hubSub
 	for _, s := range subs {
 		if len(s.types) > 0 && !slices.Contains(s.types, typ) {
 			continue
 		}
-		select {
-		case s.q <- ev:
-		default: // its queue is full: cut it off rather than buffer without bound
-			full = append(full, s)
+		switch {
+		case s.live && s.feed.q.offer(ev, h.limit):
+		case !s.live && len(s.held) < h.limit:
+			s.held = append(s.held, ev)
+		default: // too far behind: it catches up again rather than buffer without bound
+			dropped = append(dropped, s)
 		}
 	}
-	for _, s := range full {
+	for _, s := range dropped {
 		h.remove(s)
-		close(s.cut)
+		if s.live {
+			s.feed.rejoin(s)
+		} else {
+			s.behind, s.held = true, nil
+		}
 	}
 }
 
-// retire ends every subscription of a hub whose consumer failed.
-func (h *hub) retire() {
+// retire ends every feed on a hub whose consumer stopped.
+func (h *hub) retire(err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.dead = true
 	for _, subs := range h.subs {
 		for _, s := range subs {
-			close(s.cut)
+			s.feed.q.end(err)
 		}
 	}
 	h.subs = map[string][]*hubSub{}
 }
 
-// isDead reports whether the hub was retired.
-func (h *hub) isDead() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.dead
+// add puts s on the hub; the caller holds h.mu. A feed joining a retired hub ends at once.
+func (h *hub) add(s *hubSub) {
+	s.feed.sub = s
+	if h.dead {
+		s.feed.q.end(fmt.Errorf("%w: shared consumer stopped", ErrUnavailable))
+		return
+	}
+	h.subs[s.token] = append(h.subs[s.token], s)
 }
 
-// register adds a subscription; its events queue in a channel of size events.
-func (h *hub) register(token string, types []string, size int) *hubSub {
-	s := &hubSub{token: token, types: types, q: make(chan Event, size), cut: make(chan struct{})}
+// goLive hands the events held for s after seen to its feed and from then on queues the
+// hub's events for it directly. It reports false if the hub dropped s meanwhile.
+func (h *hub) goLive(s *hubSub, seen uint64) bool {
 	h.mu.Lock()
-	h.subs[token] = append(h.subs[token], s)
-	h.mu.Unlock()
-	return s
+	defer h.mu.Unlock()
+	if s.behind {
+		return false
+	}
+	q := s.feed.q
+	q.mu.Lock()
+	for _, ev := range s.held {
+		if ev.Cursor.Seq > seen {
+			q.appendLocked(ev)
+		}
+	}
+	q.mu.Unlock()
+	s.held, s.live = nil, true
+	return true
 }
 
 // unregister removes s; the hub sends nothing to it afterwards.
@@ -208,27 +239,25 @@ func (h *hub) unregister(s *hubSub) {
 	h.mu.Unlock()
 }
 
+// leave takes feed f off the hub, wherever it is.
+func (h *hub) leave(f *Feed) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if f.sub != nil {
+		h.remove(f.sub)
+	}
+}
+
 func (h *hub) remove(s *hubSub) {
 	subs := h.subs[s.token]
-	if i := slices.Index(subs, s); i >= 0 {
-		subs = slices.Delete(subs, i, i+1)
+	i := slices.Index(subs, s)
+	if i < 0 {
+		return
 	}
+	subs = slices.Delete(subs, i, i+1)
 	if len(subs) == 0 {
 		delete(h.subs, s.token)
 	} else {
 		h.subs[s.token] = subs
-	}
-}
-
-// errCut reports why the hub dropped a subscription, or nil.
-func (h *hub) errCut(s *hubSub) error {
-	select {
-	case <-s.cut:
-		if h.isDead() {
-			return fmt.Errorf("%w: shared consumer failed", ErrUnavailable)
-		}
-		return fmt.Errorf("%w: more than %d events queued", ErrBehind, cap(s.q))
-	default:
-		return nil
 	}
 }

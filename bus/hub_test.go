@@ -9,20 +9,29 @@ import (
 func BenchmarkHubDispatch(b *testing.B) {
 	for _, conns := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
-			h := &hub{subs: map[string][]*hubSub{}}
-			var subs []*hubSub
+			h := &hub{limit: 1, subs: map[string][]*hubSub{}}
+			join := func(token string) *Feed {
+				f := &Feed{q: newQueue()}
+				h.mu.Lock()
+				h.add(&hubSub{token: token, feed: f, live: true})
+				h.mu.Unlock()
+				return f
+			}
+			var feeds []*Feed
 			for range conns {
-				subs = append(subs, h.register("alice", nil, 1))
+				feeds = append(feeds, join("alice"))
 			}
 			for u := range 10_000 { // other users, so the lookup is a real one
-				h.register(fmt.Sprintf("user%d", u), nil, 1)
+				join(fmt.Sprintf("user%d", u))
 			}
+			var buf []Event
 			data := []byte(`{"type":"TEXT_MESSAGE_CONTENT","timestamp":1776680130123,"messageId":"m","delta":"hi"}`)
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				h.dispatch("agui.alice.TEXT_MESSAGE_CONTENT", data, uint64(i))
-				for _, s := range subs {
-					<-s.q
+				for _, f := range feeds {
+					<-f.Ready()
+					buf, _ = f.Take(buf[:0], 1)
 				}
 			}
 		})

@@ -44,8 +44,18 @@ func (e errSkip) Error() string { return "skipped: " + e.reason }
 // frames returns the frames encoded since the last reset.
 func (fw *frameWriter) frames() []byte { return fw.buf.Bytes() }
 
-// reset empties the buffer, keeping its memory.
-func (fw *frameWriter) reset() { fw.buf.Reset() }
+// keepFrames is the buffer capacity a frameWriter keeps between batches; a larger one, grown
+// for a burst, is given back.
+const keepFrames = 4 << 10
+
+// reset empties the buffer.
+func (fw *frameWriter) reset() {
+	if fw.buf.Cap() > keepFrames {
+		fw.buf = bytes.Buffer{}
+		return
+	}
+	fw.buf.Reset()
+}
 
 // event appends ev as "id: <cursor>\ndata: <compact JSON>\n\n" and returns that frame. With
 // wrap, the data is {"protocol":...,"event":...}, the protocol taken from the subject. A payload

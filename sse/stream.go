@@ -88,8 +88,6 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, bus.ErrUnavailable):
 		reason = "nats"
-	case errors.Is(err, bus.ErrBehind):
-		reason = "behind"
 	case err != nil:
 		reason = "write"
 	case r.Context().Err() == nil:
@@ -145,6 +143,7 @@ func (h *Handler) serveFeed(w http.ResponseWriter, r *http.Request, feed *bus.Fe
 
 	heartbeat := time.NewTimer(h.cfg.Heartbeat)
 	defer heartbeat.Stop()
+	var batch []bus.Event
 	for {
 		select {
 		case <-r.Context().Done():
@@ -155,56 +154,65 @@ func (h *Handler) serveFeed(w http.ResponseWriter, r *http.Request, feed *bus.Fe
 			}
 			h.cfg.Metrics.Heartbeat(channel)
 			heartbeat.Reset(h.cfg.Heartbeat)
-		case ev, ok := <-feed.Events():
-			if !ok {
-				return sent, feed.Err()
+		case <-feed.Ready():
+			var more bool
+			batch, more = feed.Take(batch[:0], maxBatchEvents)
+			n, err := h.writeEvents(&fw, batch, channel, wrap, write)
+			sent += n
+			if err != nil {
+				return sent, err
 			}
-			n, open := h.encodeQueued(&fw, feed, ev, channel, wrap)
 			if n > 0 {
-				h.cfg.Metrics.Delivered(channel, n) // before the write, so a client that has the frames sees them counted
-				if err := write(fw.frames()); err != nil {
-					return sent, err
-				}
-				fw.reset()
-				sent += n
 				heartbeat.Reset(h.cfg.Heartbeat)
 			}
-			if !open {
+			clear(batch) // the events' data can go
+			if cap(batch) > keepBatch {
+				batch = nil // an idle connection does not keep a burst's memory
+			}
+			if !more {
 				return sent, feed.Err()
 			}
 		}
 	}
 }
 
-// A busy connection sends the events already queued for it in one write and flush, up to
-// these bounds: one system call for many frames instead of one for each.
+// A busy connection takes the events waiting for it together and sends their frames in few
+// writes: one system call for many frames instead of one for each.
 const (
-	maxBatchEvents = 256
-	maxBatchBytes  = 64 << 10
+	maxBatchEvents = 256      // events taken at once
+	maxBatchBytes  = 64 << 10 // frames written at once, unless one frame is larger
+	keepBatch      = 16       // events a connection keeps room for between batches
 )
 
-// encodeQueued encodes ev and then the events already waiting in the feed, within the batch
-// bounds, skipping those that cannot become frames. It returns how many frames it encoded and
-// whether the feed is still open.
-func (h *Handler) encodeQueued(fw *frameWriter, feed *bus.Feed, ev bus.Event, channel routing.Channel, wrap bool) (n int, open bool) {
-	for {
+// writeEvents encodes evs as frames, skipping those that cannot be frames, and writes them in
+// as few writes as maxBatchBytes allows. It returns how many frames it wrote.
+func (h *Handler) writeEvents(fw *frameWriter, evs []bus.Event, channel routing.Channel, wrap bool, write func([]byte) error) (int, error) {
+	sent, n := 0, 0
+	flush := func() error {
+		if n == 0 {
+			return nil
+		}
+		h.cfg.Metrics.Delivered(channel, n) // before the write, so a client that has the frames sees them counted
+		err := write(fw.frames())
+		fw.reset()
+		if err == nil {
+			sent, n = sent+n, 0
+		}
+		return err
+	}
+	for _, ev := range evs {
 		if _, err := fw.event(ev, wrap); err != nil {
 			h.skipped(channel, ev, err)
-		} else {
-			n++
+			continue
 		}
-		if n >= maxBatchEvents || len(fw.frames()) >= maxBatchBytes {
-			return n, true
-		}
-		select {
-		case ev, open = <-feed.Events():
-			if !open {
-				return n, false
+		n++
+		if len(fw.frames()) >= maxBatchBytes {
+			if err := flush(); err != nil {
+				return sent, err
 			}
-		default:
-			return n, true
 		}
 	}
+	return sent, flush()
 }
 
 // skipped counts a stored event that cannot become a frame, and logs it unless its subject was
