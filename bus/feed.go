@@ -258,14 +258,15 @@ func (b *Bus) newFeed(ctx context.Context, stream jetstream.Stream, name string,
 	return f
 }
 
-// start runs fn on a goroutine of the feed's; an error from it ends the feed.
+// start runs fn on a goroutine of the feed's. fn returns nil only when the feed goes on
+// without it; an error ends the feed, unless the feed's context ended, which ends it already.
 func (f *Feed) start(fn func(ctx context.Context) error) {
 	f.wg.Add(1)
 	f.b.wg.Add(1)
 	go func() {
 		defer f.b.wg.Done()
 		defer f.wg.Done()
-		if err := fn(f.ctx); err != nil {
+		if err := fn(f.ctx); err != nil && f.ctx.Err() == nil {
 			f.q.end(err)
 		}
 	}()
@@ -354,7 +355,7 @@ func (b *Bus) catchUpConsumer(ctx context.Context, stream jetstream.Stream, name
 	case b.creating <- struct{}{}:
 		defer func() { <-b.creating }()
 	case <-ctx.Done():
-		return nil, nil, abortCause(ctx)
+		return nil, nil, ctx.Err()
 	}
 	return b.openConsumer(ctx, stream, name, jetstream.OrderedConsumerConfig{
 		FilterSubjects: filters, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
@@ -385,17 +386,15 @@ func (f *Feed) pumpUntilCaughtUp(ctx context.Context, it jetstream.MessagesConte
 	if errors.Is(err, errCaughtUp) {
 		return seen, nil
 	}
-	if err == nil {
-		err = abortCause(ctx)
-	}
 	return seen, err
 }
 
 // errCaughtUp stops pump once the consumer has nothing pending.
 var errCaughtUp = errors.New("caught up")
 
-// pump moves messages from the consumer into the feed until ctx ends or the consumer fails,
-// or, with untilCaughtUp, until it has queued a message with nothing pending behind it. Up to
+// pump moves messages from the consumer into the feed until ctx ends, the feed ends or the
+// consumer fails, or, with untilCaughtUp, until it has queued a message with nothing pending
+// behind it; it always returns an error saying which. Up to
 // skipUntil it passes only events that can change a contexts view. It returns the sequence of
 // the last message it saw.
 func (f *Feed) pump(ctx context.Context, it jetstream.MessagesContext, skipUntil uint64, untilCaughtUp bool) (seen uint64, err error) {
@@ -403,7 +402,7 @@ func (f *Feed) pump(ctx context.Context, it jetstream.MessagesContext, skipUntil
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			if ctx.Err() != nil {
-				return seen, abortCause(ctx)
+				return seen, ctx.Err()
 			}
 			return seen, fmt.Errorf("%w: consumer: %v", ErrUnavailable, err)
 		}
@@ -415,9 +414,6 @@ func (f *Feed) pump(ctx context.Context, it jetstream.MessagesContext, skipUntil
 		if seen > skipUntil || contexts.Relevant(msg.Subject()) {
 			ev := Event{Subject: msg.Subject(), Cursor: routing.Cursor{Seq: seen, Epoch: f.epoch}, Data: msg.Data()}
 			if err := f.q.put(ctx, ev, f.b.cfg.Buffer); err != nil {
-				if errors.Is(err, errEnded) {
-					err = nil
-				}
 				return seen, err
 			}
 		}

@@ -159,7 +159,7 @@ func compact(data []byte) ([]byte, bool) {
 	if err := json.Compact(&buf, data); err != nil {
 		return data, false
 	}
-	if bytes.Equal(buf.Bytes(), data) {
+	if buf.Len() == len(data) { // compacting only removes bytes: nothing was removed
 		return data, true
 	}
 	return buf.Bytes(), true

@@ -79,7 +79,7 @@ func (q *queue) put(ctx context.Context, ev Event, limit int) error {
 		select {
 		case <-q.room:
 		case <-ctx.Done():
-			return abortCause(ctx)
+			return ctx.Err()
 		}
 	}
 }
