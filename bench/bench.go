@@ -37,7 +37,7 @@ type Config struct {
 }
 
 // DefaultWindow is the publishing window unless Config says otherwise.
-const DefaultWindow = 64
+const DefaultWindow = 32
 
 // Result is one scenario's figures.
 type Result struct {

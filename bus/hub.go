@@ -152,18 +152,22 @@ func (h *hub) dispatch(subject string, data []byte, seq uint64) {
 }
 
 // compact returns data without insignificant whitespace, and whether it is valid JSON; invalid
-// data comes back as it is, for the connection to skip and count.
+// data comes back as it is, for the connection to skip and count. Data that is compact already
+// (the usual case) comes back without a copy.
 func compact(data []byte) ([]byte, bool) {
-	var buf bytes.Buffer
-	buf.Grow(len(data))
-	if err := json.Compact(&buf, data); err != nil {
+	buf := compactBufs.Get().(*bytes.Buffer)
+	defer compactBufs.Put(buf)
+	buf.Reset()
+	if err := json.Compact(buf, data); err != nil {
 		return data, false
 	}
 	if buf.Len() == len(data) { // compacting only removes bytes: nothing was removed
 		return data, true
 	}
-	return buf.Bytes(), true
+	return bytes.Clone(buf.Bytes()), true
 }
+
+var compactBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func (h *hub) send(subs []*hubSub, ev Event, typ string) {
 	var dropped []*hubSub

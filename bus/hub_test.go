@@ -28,7 +28,7 @@ func BenchmarkHubDispatch(b *testing.B) {
 			data := []byte(`{"type":"TEXT_MESSAGE_CONTENT","timestamp":1776680130123,"messageId":"m","delta":"hi"}`)
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
-				h.dispatch("agui.alice.TEXT_MESSAGE_CONTENT", data, uint64(i))
+				h.dispatch("agui.alice.TEXT_MESSAGE_CONTENT", data, uint64(i+1))
 				for _, f := range feeds {
 					<-f.Ready()
 					buf, _ = f.Take(buf[:0], 1)

@@ -2,6 +2,7 @@ package sse
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -76,16 +77,24 @@ func FuzzFrameEvent(f *testing.F) {
 	})
 }
 
+// BenchmarkFrameEvent encodes one event: as the shared feed hands it over (checked compact
+// once for all connections) and as a connection's own consumer does (validated and compacted
+// per connection).
 func BenchmarkFrameEvent(b *testing.B) {
 	ev := bus.Event{Subject: "context.agui.alice.TEXT_MESSAGE_CONTENT", Cursor: routing.Cursor{Seq: 123456, Epoch: 1776680130123456789},
 		Data: []byte(`{"type":"TEXT_MESSAGE_CONTENT","timestamp":1776680130123,"messageId":"msg_1","delta":"Hello, world! This is a token."}`)}
-	fw := frameWriter{maxEvent: 1 << 20}
-	b.ReportAllocs()
-	b.SetBytes(int64(len(ev.Data)))
-	for b.Loop() {
-		fw.reset()
-		if _, err := fw.event(ev, true); err != nil {
-			b.Fatal(err)
-		}
+	for _, compact := range []bool{true, false} {
+		b.Run(fmt.Sprintf("compact=%v", compact), func(b *testing.B) {
+			ev.Compact = compact
+			fw := frameWriter{maxEvent: 1 << 20}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(ev.Data)))
+			for b.Loop() {
+				fw.reset()
+				if _, err := fw.event(ev, true); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
