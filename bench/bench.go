@@ -34,6 +34,9 @@ type Config struct {
 	// Window is how many JetStream publishes may await their acknowledgement when publishing
 	// as fast as accepted; default DefaultWindow.
 	Window int
+	// Progress, when set, is told every 100ms how many of the events a scenario expects over
+	// SSE have arrived.
+	Progress func(done, total int)
 }
 
 // DefaultWindow is the publishing window unless Config says otherwise.
@@ -54,11 +57,12 @@ type Result struct {
 	P50ms        float64 `json:"p50_ms"`
 	P99ms        float64 `json:"p99_ms"`
 	Maxms        float64 `json:"max_ms"`
-	RawDelivered float64 `json:"raw_nats_delivered_per_s,omitempty"`
+	RawDelivered float64 `json:"raw_nats_delivered_per_s,omitempty"` // events/s, or cycles/s (churn)
 	RawLost      int     `json:"raw_nats_lost,omitempty"`
 	Ratio        float64 `json:"ratio_to_raw_nats,omitempty"`
 
-	RSSPerConnKiB float64 `json:"rss_per_conn_kib,omitempty"` // idle
+	RSSPerConnKiB    float64 `json:"rss_per_conn_kib,omitempty"`          // idle
+	RawRSSPerConnKiB float64 `json:"raw_nats_rss_per_conn_kib,omitempty"` // idle: a plain NATS subscriber
 	IdleCPU       float64 `json:"idle_cpu_cores,omitempty"`   // idle
 	ConsumersLeft int     `json:"consumers_left"`             // churn
 }
@@ -243,6 +247,53 @@ func acknowledged(ctx context.Context, f jetstream.PubAckFuture) error {
 	}
 }
 
+// track reports the receivers' progress to c.Progress every 100ms until the returned stop.
+func (c Config) track(rs []*receiver, want func(i int) int) (stop func()) {
+	if c.Progress == nil {
+		return func() {}
+	}
+	total := 0
+	for i := range rs {
+		total += want(i)
+	}
+	report := func() {
+		done := 0
+		for _, r := range rs {
+			done += r.count()
+		}
+		c.Progress(done, total)
+	}
+	quit, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-quit:
+				report()
+				return
+			case <-tick.C:
+				report()
+			}
+		}
+	}()
+	return func() { close(quit); <-finished }
+}
+
+// deliver publishes events through JetStream (see publish) and waits until every receiver has
+// want(i) of them or ctx ends, reporting progress. It returns when publishing started and how
+// long it took.
+func (c Config) deliver(ctx context.Context, rs []*receiver, want func(i int) int, events, rate int, subject func(i int) string) (time.Time, time.Duration, error) {
+	defer c.track(rs, want)()
+	start := time.Now()
+	took, err := c.publish(ctx, events, rate, subject, false)
+	if err == nil {
+		wait(ctx, rs, want)
+	}
+	return start, took, err
+}
+
 // wait returns when every receiver has want(i) events or ctx ends.
 func wait(ctx context.Context, rs []*receiver, want func(i int) int) {
 	for {
@@ -318,13 +369,11 @@ func (c Config) Fanout(ctx context.Context, conns, events, rate int) (Result, er
 		return res, err
 	}
 	subject, _ := routing.SubjectFor(routing.AGUI, user, "BENCH")
-	start := time.Now()
-	took, err := c.publish(ctx, events, rate, func(int) string { return subject }, false)
+	all := func(int) int { return events }
+	start, took, err := c.deliver(ctx, rs, all, events, rate, func(int) string { return subject })
 	if err != nil {
 		return res, err
 	}
-	all := func(int) int { return events }
-	wait(ctx, rs, all)
 	summarize(&res, rs, all, start, took)
 	stopStreams()
 
@@ -395,13 +444,11 @@ func (c Config) Users(ctx context.Context, users, events, rate int) (Result, err
 	if err := c.openMany(streamCtx, paths, toks, rs, &wg); err != nil {
 		return res, err
 	}
-	start := time.Now()
-	took, err := c.publish(ctx, events, rate, func(i int) string { return subjects[target[i]] }, false)
+	want := func(u int) int { return perUser[u] }
+	start, took, err := c.deliver(ctx, rs, want, events, rate, func(i int) string { return subjects[target[i]] })
 	if err != nil {
 		return res, err
 	}
-	want := func(u int) int { return perUser[u] }
-	wait(ctx, rs, want)
 	summarize(&res, rs, want, start, took)
 	stopStreams()
 
@@ -443,9 +490,20 @@ func (c Config) Replay(ctx context.Context, events int) (Result, error) {
 		return res, err
 	}
 	all := func(int) int { return events }
+	stopTracking := c.track([]*receiver{r}, all)
 	wait(ctx, []*receiver{r}, all)
+	stopTracking()
 	summarize(&res, []*receiver{r}, all, start, 0)
 	res.P50ms, res.P99ms, res.Maxms = 0, 0, 0 // send times are from before the connection
+	stopStreams()
+
+	// The same events read by a plain JetStream consumer, without eventsd.
+	start = time.Now()
+	if err := c.Bus.ReadStored(ctx, routing.StreamAGUI, subject, ack.Seq+1, events); err != nil {
+		return res, err
+	}
+	res.RawDelivered = float64(events) / time.Since(start).Seconds()
+	res.Ratio = res.DeliveredPS / res.RawDelivered
 	return res, nil
 }
 
@@ -492,13 +550,11 @@ func (c Config) Context(ctx context.Context, events, rate int) (agui, contexts R
 		return agui, contexts, err
 	}
 	subject, _ := routing.SubjectFor(routing.AGUI, user, "BENCH")
-	start := time.Now()
-	took, err := c.publish(ctx, events, rate, func(int) string { return subject }, false)
+	all := func(int) int { return events }
+	start, took, err := c.deliver(ctx, []*receiver{ra, rc}, all, events, rate, func(int) string { return subject })
 	if err != nil {
 		return agui, contexts, err
 	}
-	all := func(int) int { return events }
-	wait(ctx, []*receiver{ra, rc}, all)
 	summarize(&agui, []*receiver{ra}, all, start, took)
 	summarize(&contexts, []*receiver{rc}, all, start, took)
 	return agui, contexts, nil

@@ -30,14 +30,18 @@ func TestScenarios(t *testing.T) {
 		t.Fatalf("fanout: %+v, want 150 delivered and a plain NATS figure", r)
 	}
 	check(c.Users(ctx, 5, 60, 0))
-	check(c.Replay(ctx, 100))
+	r, err = c.Replay(ctx, 100)
+	check(r, err)
+	if r.RawDelivered <= 0 {
+		t.Fatalf("replay: %+v, want a plain JetStream figure", r)
+	}
 	a, x, err := c.Context(ctx, 20, 200)
 	check(a, err)
 	check(x, err)
 	r, err = c.Churn(ctx, 2, 500*time.Millisecond)
 	check(r, err)
-	if r.ConsumersLeft != 0 {
-		t.Fatalf("churn left %d consumers", r.ConsumersLeft)
+	if r.ConsumersLeft != 0 || r.RawDelivered <= 0 {
+		t.Fatalf("churn: %+v, want no consumer left and a plain NATS figure", r)
 	}
 	r, err = c.Idle(ctx, 3, 100*time.Millisecond)
 	if err != nil || r.Conns != 3 {

@@ -36,7 +36,9 @@ func (c Config) processStats(ctx context.Context) (rss, cpu float64, err error) 
 }
 
 // Idle opens conns idle connections, one user each, and reports what they cost eventsd: resident
-// memory per connection, and CPU while they idle for window.
+// memory per connection, and CPU while they idle for window. Then as many idle plain NATS
+// subscribers, each on a connection of its own: with eventsd's embedded NATS server, its
+// resident memory grows by what NATS alone needs per connection.
 func (c Config) Idle(ctx context.Context, conns int, window time.Duration) (Result, error) {
 	res := Result{Scenario: "idle", Conns: conns}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
@@ -76,12 +78,31 @@ func (c Config) Idle(ctx context.Context, conns int, window time.Duration) (Resu
 	}
 	res.RSSPerConnKiB = (rss1 - rss0) / float64(conns) / 1024
 	res.IdleCPU = (cpu1 - cpu0) / window.Seconds()
+	stopStreams()
+	wg.Wait()
+
+	rss0 = rss1
+	for i := range conns {
+		stop, err := c.Bus.CoreSubscribe(fmt.Sprintf("bench.idle.%d.%d", run, i), func([]byte) {})
+		if err != nil {
+			return res, err
+		}
+		defer stop()
+	}
+	if rss1, _, err = c.processStats(ctx); err != nil {
+		return res, err
+	}
+	res.RawRSSPerConnKiB = (rss1 - rss0) / float64(conns) / 1024
+	if res.RawRSSPerConnKiB > 0 {
+		res.Ratio = res.RSSPerConnKiB / res.RawRSSPerConnKiB
+	}
 	return res, nil
 }
 
 // Churn connects and disconnects in parallel workers until d has passed: each cycle opens a
 // stream, waits until it is live, and closes it. It reports cycles per second, connect latency
-// and the per-connection consumers left on the server afterwards.
+// and the per-connection consumers left on the server afterwards; then the same cycles on plain
+// NATS (connect, subscribe, round trip, close).
 func (c Config) Churn(ctx context.Context, workers int, d time.Duration) (Result, error) {
 	res := Result{Scenario: "churn", Conns: workers}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
@@ -90,38 +111,23 @@ func (c Config) Churn(ctx context.Context, workers int, d time.Duration) (Result
 	if err != nil {
 		return res, err
 	}
-	var mu sync.Mutex
-	var lat []time.Duration
-	var failed int
-	deadline := time.Now().Add(d)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range workers {
-		wg.Go(func() {
-			for time.Now().Before(deadline) && ctx.Err() == nil {
-				t0 := time.Now()
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+"/api/v1/stream/agui", nil)
-				req.Header.Set("Authorization", "Bearer "+tok)
-				resp, err := http.DefaultClient.Do(req)
-				took := time.Since(t0)
-				mu.Lock()
-				if err != nil || resp.StatusCode != http.StatusOK {
-					failed++
-				} else {
-					lat = append(lat, took)
-				}
-				mu.Unlock()
-				if err == nil {
-					resp.Body.Close()
-				}
-			}
-		})
-	}
-	wg.Wait()
-	res.Seconds = time.Since(start).Seconds()
+	lat, failed, secs := cycle(ctx, workers, d, func() error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+"/api/v1/stream/agui", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET: %s", resp.Status)
+		}
+		return nil
+	})
+	res.Seconds = secs
 	res.Delivered = len(lat)
 	res.Lost = failed
-	res.DeliveredPS = float64(len(lat)) / res.Seconds
+	res.DeliveredPS = float64(len(lat)) / secs
 	res.setLatencies(lat)
 	// Consumers go as each connection's handler ends; give them a bounded moment.
 	for wait := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
@@ -134,7 +140,45 @@ func (c Config) Churn(ctx context.Context, workers int, d time.Duration) (Result
 			break
 		}
 	}
+
+	subject := fmt.Sprintf("bench.churn.%d", time.Now().UnixNano())
+	raw, _, secs := cycle(ctx, workers, d, func() error {
+		stop, err := c.Bus.CoreSubscribe(subject, func([]byte) {})
+		if err == nil {
+			stop()
+		}
+		return err
+	})
+	res.RawDelivered = float64(len(raw)) / secs
+	res.Ratio = res.DeliveredPS / res.RawDelivered
 	return res, nil
+}
+
+// cycle runs fn in parallel workers until d has passed and returns how long each successful
+// call took, how many failed, and the seconds it ran.
+func cycle(ctx context.Context, workers int, d time.Duration, fn func() error) (lat []time.Duration, failed int, secs float64) {
+	var mu sync.Mutex
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				t0 := time.Now()
+				err := fn()
+				took := time.Since(t0)
+				mu.Lock()
+				if err != nil {
+					failed++
+				} else {
+					lat = append(lat, took)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return lat, failed, time.Since(start).Seconds()
 }
 
 // connectionConsumers counts AGUI consumers that belong to connections (not the shared feed).

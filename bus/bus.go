@@ -440,6 +440,31 @@ func (b *Bus) CoreSubscribe(subject string, fn func(data []byte)) (stop func(), 
 	return nc.Close, nil
 }
 
+// ReadStored reads n stored events on subject of stream, from sequence from on, with a plain
+// ordered consumer, and deletes it. The benchmark's reference for what a replay costs without
+// eventsd.
+func (b *Bus) ReadStored(ctx context.Context, stream, subject string, from uint64, n int) error {
+	s, err := b.js.Stream(ctx, stream)
+	if err != nil {
+		return b.wrap("stream "+stream, err)
+	}
+	cons, it, err := b.openConsumer(ctx, s, stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
+		InactiveThreshold: b.cfg.InactiveThreshold,
+	})
+	if err != nil {
+		return err
+	}
+	defer b.deleteConsumer(ctx, stream, cons)
+	defer it.Stop()
+	for range n {
+		if _, err := it.Next(jetstream.NextContext(ctx)); err != nil {
+			return b.wrap("read "+subject, err)
+		}
+	}
+	return nil
+}
+
 // ConsumerNames lists the names of a stream's consumers.
 func (b *Bus) ConsumerNames(ctx context.Context, stream string) ([]string, error) {
 	s, err := b.js.Stream(ctx, stream)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
 	"github.com/eventsd/eventsd/bench"
@@ -48,6 +50,7 @@ func benchCommand() *cli.Command {
 			conns, events, rate := c.Int("conns"), c.Int("events"), c.Int("rate")
 			var results []bench.Result
 			for _, s := range strings.Split(c.String("scenario"), ",") {
+				finish := showProgress(&cfg, c.App.ErrWriter, s)
 				var rs []bench.Result
 				switch s {
 				case "fanout":
@@ -71,6 +74,7 @@ func benchCommand() *cli.Command {
 				default:
 					return fmt.Errorf("unknown scenario %q: want fanout, users, replay, context, idle or churn", s)
 				}
+				finish()
 				if err != nil {
 					return fmt.Errorf("%s: %w", s, err)
 				}
@@ -86,13 +90,35 @@ func benchCommand() *cli.Command {
 				return nil
 			}
 			w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(w, "scenario\tconns\tevents\trate\tdelivered/s\tpublished/s\tp50 ms\tp99 ms\tmax ms\tlost\tdup\traw NATS/s\traw lost\tratio\tKiB/conn\tidle CPU\tconsumers left\t")
+			fmt.Fprintln(w, "scenario\tconns\tevents\trate\tdelivered/s\tpublished/s\tp50 ms\tp99 ms\tmax ms\tlost\tdup\traw NATS/s\traw lost\tratio\tKiB/conn\traw KiB/conn\tidle CPU\tconsumers left\t")
 			for _, r := range results {
-				fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%.0f\t%d\t%.2f\t%.1f\t%.3f\t%d\t\n", r.Scenario, r.Conns, r.Events, r.Rate,
+				fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%.0f\t%d\t%.2f\t%.1f\t%.1f\t%.3f\t%d\t\n", r.Scenario, r.Conns, r.Events, r.Rate,
 					r.DeliveredPS, r.PublishedPS, r.P50ms, r.P99ms, r.Maxms, r.Lost, r.Duplicated, r.RawDelivered, r.RawLost, r.Ratio,
-					r.RSSPerConnKiB, r.IdleCPU, r.ConsumersLeft)
+					r.RSSPerConnKiB, r.RawRSSPerConnKiB, r.IdleCPU, r.ConsumersLeft)
 			}
 			return w.Flush()
 		},
+	}
+}
+
+// showProgress gives cfg a progress bar for the scenario on w when w is a terminal; finish
+// clears it.
+func showProgress(cfg *bench.Config, w io.Writer, scenario string) (finish func()) {
+	cfg.Progress = nil
+	if !isTerminal(w) {
+		return func() {}
+	}
+	var bar *progressbar.ProgressBar
+	cfg.Progress = func(done, total int) {
+		if bar == nil {
+			bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(scenario),
+				progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionClearOnFinish())
+		}
+		_ = bar.Set(done)
+	}
+	return func() {
+		if bar != nil {
+			_ = bar.Finish()
+		}
 	}
 }
