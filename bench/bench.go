@@ -17,8 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/bus"
 	"github.com/eventsd/eventsd/routing"
@@ -34,6 +32,9 @@ type Config struct {
 	// Window is how many JetStream publishes may await their acknowledgement when publishing
 	// as fast as accepted; default DefaultWindow.
 	Window int
+	// Via is how events are published: ViaNATS (default, JetStream) or ViaHTTP (eventsd's
+	// ingress, with a service token).
+	Via string
 	// Progress, when set, is told every 100ms how many of the events a scenario expects over
 	// SSE have arrived.
 	Progress func(done, total int)
@@ -63,8 +64,8 @@ type Result struct {
 
 	RSSPerConnKiB    float64 `json:"rss_per_conn_kib,omitempty"`          // idle
 	RawRSSPerConnKiB float64 `json:"raw_nats_rss_per_conn_kib,omitempty"` // idle: a plain NATS subscriber
-	IdleCPU       float64 `json:"idle_cpu_cores,omitempty"`   // idle
-	ConsumersLeft int     `json:"consumers_left"`             // churn
+	IdleCPU          float64 `json:"idle_cpu_cores,omitempty"`            // idle
+	ConsumersLeft    int     `json:"consumers_left"`                      // churn
 }
 
 // receiver counts what one connection gets.
@@ -118,15 +119,6 @@ func field(data []byte, key string) int64 {
 		return -1
 	}
 	return n
-}
-
-// payload is a 128-byte event carrying its index and send time.
-func payload(i int) []byte {
-	b := fmt.Appendf(nil, `{"type":"BENCH","i":%d,"sent":%d,"pad":"`, i, time.Now().UnixNano())
-	for len(b) < 126 {
-		b = append(b, 'x')
-	}
-	return append(b, '"', '}')
 }
 
 // stream opens an SSE connection and feeds its data frames to r until ctx ends. It returns
@@ -190,63 +182,6 @@ func (c Config) openMany(ctx context.Context, paths, toks []string, rs []*receiv
 	return <-errs
 }
 
-// publish sends events to subject(i) at rate per second, or with rate 0 as fast as the server
-// accepts them: at most Window JetStream publishes await their acknowledgement, and an event is
-// stamped with its send time only once it can go. It returns how long it took.
-func (c Config) publish(ctx context.Context, n, rate int, subject func(i int) string, core bool) (time.Duration, error) {
-	window := c.Window
-	if window <= 0 {
-		window = DefaultWindow
-	}
-	inFlight := make([]jetstream.PubAckFuture, window)
-	start := time.Now()
-	for i := range n {
-		if rate > 0 {
-			// Event i is due at start + i/rate: sleeping until then keeps the average rate even
-			// when single sleeps overshoot.
-			if ahead := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); ahead > 0 {
-				select {
-				case <-time.After(ahead):
-				case <-ctx.Done():
-					return 0, ctx.Err()
-				}
-			}
-		}
-		var err error
-		if core {
-			err = c.Bus.CorePublish(subject(i), payload(i))
-		} else {
-			if f := inFlight[i%window]; f != nil {
-				if err := acknowledged(ctx, f); err != nil {
-					return 0, err
-				}
-			}
-			inFlight[i%window], err = c.Bus.PublishAsync(subject(i), payload(i))
-		}
-		if err != nil {
-			return 0, err
-		}
-	}
-	if !core {
-		if err := c.Bus.WaitPublished(ctx); err != nil {
-			return 0, err
-		}
-	}
-	return time.Since(start), nil
-}
-
-// acknowledged waits for the server's answer to a publish.
-func acknowledged(ctx context.Context, f jetstream.PubAckFuture) error {
-	select {
-	case <-f.Ok():
-		return nil
-	case err := <-f.Err():
-		return fmt.Errorf("publish: %w", err)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // track reports the receivers' progress to c.Progress every 100ms until the returned stop.
 func (c Config) track(rs []*receiver, want func(i int) int) (stop func()) {
 	if c.Progress == nil {
@@ -281,13 +216,13 @@ func (c Config) track(rs []*receiver, want func(i int) int) (stop func()) {
 	return func() { close(quit); <-finished }
 }
 
-// deliver publishes events through JetStream (see publish) and waits until every receiver has
+// deliver publishes events for user(i) (see publish) and waits until every receiver has
 // want(i) of them or ctx ends, reporting progress. It returns when publishing started and how
 // long it took.
-func (c Config) deliver(ctx context.Context, rs []*receiver, want func(i int) int, events, rate int, subject func(i int) string) (time.Time, time.Duration, error) {
+func (c Config) deliver(ctx context.Context, rs []*receiver, want func(i int) int, events, rate int, user func(i int) string) (time.Time, time.Duration, error) {
 	defer c.track(rs, want)()
 	start := time.Now()
-	took, err := c.publish(ctx, events, rate, subject, false)
+	took, err := c.publish(ctx, events, rate, user)
 	if err == nil {
 		wait(ctx, rs, want)
 	}
@@ -368,9 +303,8 @@ func (c Config) Fanout(ctx context.Context, conns, events, rate int) (Result, er
 	if err := c.openMany(streamCtx, paths, toks, rs, &wg); err != nil {
 		return res, err
 	}
-	subject, _ := routing.SubjectFor(routing.AGUI, user, "BENCH")
 	all := func(int) int { return events }
-	start, took, err := c.deliver(ctx, rs, all, events, rate, func(int) string { return subject })
+	start, took, err := c.deliver(ctx, rs, all, events, rate, func(int) string { return user })
 	if err != nil {
 		return res, err
 	}
@@ -400,7 +334,7 @@ func (c Config) reference(ctx context.Context, res *Result, subjects []string, r
 		defer stop()
 	}
 	start := time.Now()
-	took, err := c.publish(ctx, res.Events, rate, subject, true)
+	took, err := c.publishCore(ctx, res.Events, rate, subject)
 	if err != nil {
 		return err
 	}
@@ -428,15 +362,14 @@ func (c Config) Users(ctx context.Context, users, events, rate int) (Result, err
 		perUser[target[i]]++
 	}
 	rs := make([]*receiver, users)
-	paths, toks, subjects := make([]string, users), make([]string, users), make([]string, users)
+	paths, toks, names := make([]string, users), make([]string, users), make([]string, users)
 	for u := range users {
-		name := fmt.Sprintf("bench-%d-%d", run, u)
-		tok, err := c.token(name)
+		names[u] = fmt.Sprintf("bench-%d-%d", run, u)
+		tok, err := c.token(names[u])
 		if err != nil {
 			return res, err
 		}
 		rs[u], paths[u], toks[u] = newReceiver(events), "/api/v1/stream/agui", tok
-		subjects[u], _ = routing.SubjectFor(routing.AGUI, name, "BENCH")
 	}
 	var wg sync.WaitGroup
 	streamCtx, stopStreams := context.WithCancel(ctx)
@@ -445,7 +378,7 @@ func (c Config) Users(ctx context.Context, users, events, rate int) (Result, err
 		return res, err
 	}
 	want := func(u int) int { return perUser[u] }
-	start, took, err := c.deliver(ctx, rs, want, events, rate, func(i int) string { return subjects[target[i]] })
+	start, took, err := c.deliver(ctx, rs, want, events, rate, func(i int) string { return names[target[i]] })
 	if err != nil {
 		return res, err
 	}
@@ -469,8 +402,8 @@ func (c Config) Replay(ctx context.Context, events int) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	subject, _ := routing.SubjectFor(routing.AGUI, user, "BENCH")
-	ack, err := c.Bus.Publish(ctx, subject, []byte(`{"type":"BENCH","i":-1}`), "")
+	subject, _ := routing.SubjectFor(routing.AGUI, user, benchType)
+	ack, err := c.Bus.Publish(ctx, subject, payload(-1), "")
 	if err != nil {
 		return res, err
 	}
@@ -478,7 +411,7 @@ func (c Config) Replay(ctx context.Context, events int) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	if _, err := c.publish(ctx, events, 0, func(int) string { return subject }, false); err != nil {
+	if _, err := c.publish(ctx, events, 0, func(int) string { return user }); err != nil {
 		return res, err
 	}
 	r := newReceiver(events)
@@ -546,12 +479,11 @@ func (c Config) Context(ctx context.Context, events, rate int) (agui, contexts R
 	if err := c.stream(streamCtx, "/api/v1/stream/agui", tok, "", ra, &wg); err != nil {
 		return agui, contexts, err
 	}
-	if err := c.stream(streamCtx, "/api/v1/stream/contexts?types=BENCH", tok, "", rc, &wg); err != nil {
+	if err := c.stream(streamCtx, "/api/v1/stream/contexts?types="+benchType, tok, "", rc, &wg); err != nil {
 		return agui, contexts, err
 	}
-	subject, _ := routing.SubjectFor(routing.AGUI, user, "BENCH")
 	all := func(int) int { return events }
-	start, took, err := c.deliver(ctx, []*receiver{ra, rc}, all, events, rate, func(int) string { return subject })
+	start, took, err := c.deliver(ctx, []*receiver{ra, rc}, all, events, rate, func(int) string { return user })
 	if err != nil {
 		return agui, contexts, err
 	}

@@ -30,6 +30,10 @@ func TestScenarios(t *testing.T) {
 		t.Fatalf("fanout: %+v, want 150 delivered and a plain NATS figure", r)
 	}
 	check(c.Users(ctx, 5, 60, 0))
+	http := c
+	http.Via = ViaHTTP
+	r, err = http.Users(ctx, 5, 60, 0)
+	check(r, err)
 	r, err = c.Replay(ctx, 100)
 	check(r, err)
 	if r.RawDelivered <= 0 {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"context"
 	"fmt"
 	"io"
@@ -250,6 +251,34 @@ func TestHumanLine(t *testing.T) {
 		got := humanLine(tt.f, false)
 		if _, rest, _ := strings.Cut(got, "  "); rest != tt.want {
 			t.Errorf("humanLine(%s) = %q, want time then %q", tt.f.Data, got, tt.want)
+		}
+	}
+}
+
+func TestBench(t *testing.T) {
+	p := testplane.Start(t, sse.Config{})
+	base := []string{"bench", "--server", p.URL, "--nats-url", p.NATSURL, "--secret", string(testplane.Secret), "--conns", "2", "--events", "20"}
+	out, err := ctl(t, append(base, "--scenario", "fanout,users,replay", "--via", "http", "--json")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("bench --json printed %q, want one line per scenario", out)
+	}
+	for _, line := range lines {
+		var r struct {
+			Scenario  string `json:"scenario"`
+			Delivered int    `json:"delivered"`
+			Lost      int    `json:"lost"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil || r.Delivered == 0 || r.Lost != 0 {
+			t.Fatalf("bench line %q: %+v, %v", line, r, err)
+		}
+	}
+	for _, bad := range [][]string{{"--via", "carrier-pigeon"}, {"--scenario", "everything"}} {
+		if out, err := ctl(t, append(base, bad...)...); err == nil {
+			t.Errorf("eventsctl bench %v = %q, want an error", bad, out)
 		}
 	}
 }

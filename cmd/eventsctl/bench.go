@@ -30,11 +30,15 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "conns", Value: 100, Usage: "connections (fanout) or users (users)", EnvVars: env("conns")},
 			&cli.IntFlag{Name: "events", Value: 1000, Usage: "events to publish", EnvVars: env("events")},
 			&cli.IntFlag{Name: "rate", Usage: "events per second (0: as fast as accepted)", EnvVars: env("rate")},
+			stringFlag("via", bench.ViaNATS, "publish straight to JetStream (nats) or through eventsd's HTTP ingress (http)"),
 			&cli.IntFlag{Name: "window", Value: bench.DefaultWindow, Usage: "publishes awaiting acknowledgement at once, when publishing as fast as accepted", EnvVars: env("window")},
 			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "bound on each scenario", EnvVars: env("timeout")},
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per scenario", EnvVars: env("json")},
 		},
 		Action: func(c *cli.Context) error {
+			if via := c.String("via"); via != bench.ViaNATS && via != bench.ViaHTTP {
+				return fmt.Errorf("--via %q: want nats or http", via)
+			}
 			secret, err := secretOf(c)
 			if err != nil {
 				return err
@@ -46,7 +50,7 @@ func benchCommand() *cli.Command {
 				return fmt.Errorf("%w (set --nats-url)", err)
 			}
 			defer b.Close()
-			cfg := bench.Config{Server: strings.TrimRight(c.String("server"), "/"), Secret: secret, Bus: b, Timeout: c.Duration("timeout"), Window: c.Int("window")}
+			cfg := bench.Config{Server: strings.TrimRight(c.String("server"), "/"), Secret: secret, Bus: b, Timeout: c.Duration("timeout"), Window: c.Int("window"), Via: c.String("via")}
 			conns, events, rate := c.Int("conns"), c.Int("events"), c.Int("rate")
 			var results []bench.Result
 			for _, s := range strings.Split(c.String("scenario"), ",") {
