@@ -18,6 +18,9 @@ for mode in shared consumer; do
 	"${b[@]}" --scenario fanout --conns 1000 --events 1000
 	"${b[@]}" --scenario fanout --conns 1000 --events 500 --rate 50
 	"${b[@]}" --scenario users --conns 1000 --events 20000
+	for w in 16 64 256; do "${b[@]}" --scenario users --conns 1000 --events 20000 --window "$w" | tail -n 1; done
+	"${b[@]}" --scenario fanout --conns 1000 --events 1000 --via http | tail -n 1
+	"${b[@]}" --scenario users --conns 1000 --events 20000 --via http | tail -n 1
 	"${b[@]}" --scenario users --conns 10000 --events 20000 --rate 2000
 	"${b[@]}" --scenario replay --events 100000
 	"${b[@]}" --scenario context --events 2000 --rate 200
