@@ -16,60 +16,17 @@ import (
 
 // stream serves one SSE connection: one channel of the caller's events, live or resumed.
 func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
-	id, ok := h.authenticate(w, r)
+	sub, ok := h.subscription(w, r)
 	if !ok {
 		return
 	}
-	name := chi.URLParam(r, "channel")
-	if name == "" {
-		name = string(routing.Analytics)
-	}
-	channel, err := routing.ParseStreamChannel(name)
-	if err != nil {
-		writeError(w, http.StatusNotFound, err.Error(), "channel")
-		return
-	}
-	sub := routing.Subscription{Channel: channel, User: id.User}
-	q := r.URL.Query()
-	if q.Get("all_users") == "true" {
-		if !id.Has(auth.RoleAdmin) {
-			writeError(w, http.StatusForbidden, "all_users=true needs an admin token", "all_users")
-			return
-		}
-		sub.AllUsers = true
-	}
-	if s := q.Get("since"); s != "" {
-		since, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("since %q is not an RFC 3339 time", s), "since")
-			return
-		}
-		sub.Since = since
-	}
-	if t := q.Get("types"); t != "" {
-		sub.Types = strings.Split(t, ",")
-		for _, typ := range sub.Types {
-			if err := routing.ValidateType(typ); err != nil {
-				writeError(w, http.StatusBadRequest, err.Error(), "types")
-				return
-			}
-		}
-	}
-	if c := lastEventID(r); c != "" {
-		cursor, err := routing.ParseCursor(c)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error(), "last_event_id")
-			return
-		}
-		sub.Cursor = &cursor
-	}
-
-	if ok, limit := h.conns.tryAdd(id.User, h.cfg.MaxConnsPerUser, h.cfg.MaxConns); !ok {
+	channel := sub.Channel
+	if ok, limit := h.conns.tryAdd(sub.User, h.cfg.MaxConnsPerUser, h.cfg.MaxConns); !ok {
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusTooManyRequests, "too many streams: "+limit, "")
 		return
 	}
-	defer h.conns.add(id.User, -1)
+	defer h.conns.add(sub.User, -1)
 	feed, err := h.cfg.Broker.Subscribe(r.Context(), sub)
 	if err != nil {
 		field := ""
@@ -94,8 +51,61 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 		reason = "feed"
 	}
 	h.cfg.Metrics.StreamClosed(channel, reason)
-	h.log.Info("sse connection closed", "user", id.User, "channel", channel,
+	h.log.Info("sse connection closed", "user", sub.User, "channel", channel,
 		"duration", h.now().Sub(start).Round(time.Millisecond), "events", sent, "reason", reason, "err", err)
+}
+
+// subscription authenticates the request and reads what it asks for. On a bad request it writes
+// the error and reports false.
+func (h *Handler) subscription(w http.ResponseWriter, r *http.Request) (sub routing.Subscription, ok bool) {
+	id, ok := h.authenticate(w, r)
+	if !ok {
+		return sub, false
+	}
+	name := chi.URLParam(r, "channel")
+	if name == "" {
+		name = string(routing.Analytics)
+	}
+	channel, err := routing.ParseStreamChannel(name)
+	if err != nil {
+		writeError(w, http.StatusNotFound, err.Error(), "channel")
+		return sub, false
+	}
+	sub = routing.Subscription{Channel: channel, User: id.User}
+	q := r.URL.Query()
+	if q.Get("all_users") == "true" {
+		if !id.Has(auth.RoleAdmin) {
+			writeError(w, http.StatusForbidden, "all_users=true needs an admin token", "all_users")
+			return sub, false
+		}
+		sub.AllUsers = true
+	}
+	if s := q.Get("since"); s != "" {
+		since, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("since %q is not an RFC 3339 time", s), "since")
+			return sub, false
+		}
+		sub.Since = since
+	}
+	if t := q.Get("types"); t != "" {
+		sub.Types = strings.Split(t, ",")
+		for _, typ := range sub.Types {
+			if err := routing.ValidateType(typ); err != nil {
+				writeError(w, http.StatusBadRequest, err.Error(), "types")
+				return sub, false
+			}
+		}
+	}
+	if c := lastEventID(r); c != "" {
+		cursor, err := routing.ParseCursor(c)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error(), "last_event_id")
+			return sub, false
+		}
+		sub.Cursor = &cursor
+	}
+	return sub, true
 }
 
 // lastEventID returns the resume cursor: the Last-Event-ID header, else the last_event_id
