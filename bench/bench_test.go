@@ -9,11 +9,16 @@ import (
 	"github.com/eventsd/eventsd/sse"
 )
 
+// plane starts a plane in this process and returns the benchmark's view of it.
+func plane(t testing.TB) Config {
+	p := testplane.Start(t, sse.Config{})
+	return Config{Server: p.URL, Secret: testplane.Secret, Bus: p.Bus, Timeout: time.Minute}
+}
+
 // TestScenarios runs every scenario small against a real plane: nothing lost or doubled, and
 // the figures filled in.
 func TestScenarios(t *testing.T) {
-	p := testplane.Start(t, sse.Config{})
-	c := Config{Server: p.URL, Secret: testplane.Secret, Bus: p.Bus, Timeout: 30 * time.Second}
+	c := plane(t)
 	ctx := context.Background()
 	check := func(r Result, err error) {
 		t.Helper()
@@ -50,5 +55,32 @@ func TestScenarios(t *testing.T) {
 	r, err = c.Idle(ctx, 3, 100*time.Millisecond)
 	if err != nil || r.Conns != 3 {
 		t.Fatalf("idle: %+v, %v", r, err)
+	}
+}
+
+// BenchmarkScenarios runs fanout and users flat out in one process (embedded NATS, eventsd's
+// handler on real HTTP, the SSE readers), for profiling the whole delivery path:
+//
+//	go test ./bench -run '^$' -bench Scenarios -benchtime 1x -cpuprofile cpu.out
+func BenchmarkScenarios(b *testing.B) {
+	c := plane(b)
+	for _, s := range []struct {
+		name string
+		run  func() (Result, error)
+	}{
+		{"fanout-1000x1000", func() (Result, error) { return c.Fanout(context.Background(), 1000, 1000, 0) }},
+		{"users-1000x20000", func() (Result, error) { return c.Users(context.Background(), 1000, 20000, 0) }},
+	} {
+		b.Run(s.name, func(b *testing.B) {
+			for b.Loop() {
+				r, err := s.run()
+				if err != nil || r.Lost+r.Duplicated > 0 {
+					b.Fatalf("%+v, %v", r, err)
+				}
+				b.ReportMetric(r.DeliveredPS, "delivered/s")
+				b.ReportMetric(r.P99ms, "p99-ms")
+				b.ReportMetric(r.Ratio, "ratio-to-raw")
+			}
+		})
 	}
 }
