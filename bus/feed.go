@@ -76,6 +76,19 @@ func (f *Feed) Ready() <-chan struct{} { return f.q.ready }
 // has ended and every event has been taken; Err then says why.
 func (f *Feed) Take(dst []Event, max int) (_ []Event, more bool) { return f.q.take(dst, max) }
 
+// Notify has fn called whenever Ready would receive from then on (events wait, or the feed has
+// ended), and at once if that is so already: a consumer can follow many feeds without a
+// goroutine waiting on each. fn is called with the feed's lock held: it must return quickly and
+// must not call the feed's methods.
+func (f *Feed) Notify(fn func()) {
+	f.q.mu.Lock()
+	defer f.q.mu.Unlock()
+	f.q.notify = fn
+	if len(f.q.events) > 0 || f.q.ended {
+		fn()
+	}
+}
+
 // Next waits for the feed's next event, for as long as ctx allows. Once the feed has ended it
 // returns Err, or ErrClosed if the feed was closed or its context ended.
 func (f *Feed) Next(ctx context.Context) (Event, error) {

@@ -24,10 +24,19 @@ type queue struct {
 	err    error
 	ready  chan struct{} // holds a token while events wait or the queue has ended
 	room   chan struct{} // holds a token when a waiting put may try again
+	notify func()        // called with mu held whenever ready is signalled; nil: none
 }
 
 func newQueue() *queue {
 	return &queue{ready: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+}
+
+// wake tells the consumer that events wait or the queue has ended.
+func (q *queue) wake() {
+	signal(q.ready)
+	if q.notify != nil {
+		q.notify()
+	}
 }
 
 func signal(c chan struct{}) {
@@ -44,7 +53,7 @@ func (q *queue) appendLocked(ev Event) {
 	}
 	q.events = append(q.events, ev)
 	q.last = ev.Cursor.Seq
-	signal(q.ready)
+	q.wake()
 }
 
 // offer queues ev unless limit events are waiting already; it reports false then. An ended
@@ -100,7 +109,7 @@ func (q *queue) end(err error) {
 		return
 	}
 	q.ended, q.err = true, err
-	signal(q.ready)
+	q.wake()
 	signal(q.room)
 }
 
@@ -118,7 +127,7 @@ func (q *queue) take(dst []Event, max int) (_ []Event, more bool) {
 		q.events = nil
 	}
 	if rest > 0 || q.ended {
-		signal(q.ready)
+		q.wake()
 	}
 	signal(q.room)
 	return dst, rest > 0 || !q.ended

@@ -79,7 +79,7 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("expanded event shows %q, want indented JSON", pretty)
 	}
 
-	p.Server.CloseClientConnections()
+	p.DropConnections()
 	publish("RUN_FINISHED", `{"type":"RUN_FINISHED","timestamp":1776680130125,"threadId":"t1","runId":"r1"}`)
 	do("resume after the server dropped the stream", chromedp.WaitVisible(row("RUN_FINISHED")))
 	if state := text(`#state`); !strings.HasPrefix(state, "live (resumed after ") {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -76,6 +77,11 @@ type Handler struct {
 	now          func() time.Time
 	skipLog      *logLimiter
 	ingressLimit *httprate.RateLimiter // nil: no limit
+
+	detachedMu  sync.Mutex
+	detachedSet map[*detached]struct{} // streams served off net/http, for Close
+	closing     bool
+	detachedWG  sync.WaitGroup // their goroutines
 }
 
 // NewHandler returns the HTTP API with defaults filled in. It answers other nodes' questions
@@ -105,7 +111,8 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.PeerWait <= 0 {
 		cfg.PeerWait = 150 * time.Millisecond
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger, conns: newRegistry(), now: time.Now, skipLog: newLogLimiter(cfg.SkipLogInterval)}
+	h := &Handler{cfg: cfg, log: cfg.Logger, conns: newRegistry(), now: time.Now, skipLog: newLogLimiter(cfg.SkipLogInterval),
+		detachedSet: map[*detached]struct{}{}}
 	if cfg.IngressRate > 0 {
 		h.ingressLimit = httprate.NewRateLimiter(cfg.IngressRate, time.Second)
 	}

@@ -1,6 +1,7 @@
 package sse
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,21 +15,27 @@ import (
 	"github.com/eventsd/eventsd/routing"
 )
 
-// stream serves one SSE connection: one channel of the caller's events, live or resumed.
+// stream serves one SSE connection: one channel of the caller's events, live or resumed. Once
+// the request is checked and its feed open, the connection is taken over from net/http (see
+// detach) and the stream goes on without this goroutine.
 func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 	sub, ok := h.subscription(w, r)
 	if !ok {
 		return
 	}
-	channel := sub.Channel
 	if ok, limit := h.conns.tryAdd(sub.User, h.cfg.MaxConnsPerUser, h.cfg.MaxConns); !ok {
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusTooManyRequests, "too many streams: "+limit, "")
 		return
 	}
-	defer h.conns.add(sub.User, -1)
-	feed, err := h.cfg.Broker.Subscribe(r.Context(), sub)
+	// The feed outlives this handler when the stream is detached; until then, the client
+	// leaving ends it.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	leaving := context.AfterFunc(r.Context(), cancel)
+	feed, err := h.cfg.Broker.Subscribe(ctx, sub)
 	if err != nil {
+		cancel()
+		h.conns.add(sub.User, -1)
 		field := ""
 		if errors.Is(err, bus.ErrCursorAhead) {
 			field = "last_event_id"
@@ -36,23 +43,48 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, statusOf(err), err.Error(), field)
 		return
 	}
-	defer feed.Close()
-
-	h.cfg.Metrics.StreamOpened(channel)
+	h.cfg.Metrics.StreamOpened(sub.Channel)
 	start := h.now()
-	sent, err := h.serveFeed(w, r, feed, channel)
-	reason := "client"
-	switch {
-	case errors.Is(err, bus.ErrUnavailable):
-		reason = "nats"
-	case err != nil:
-		reason = "write"
-	case r.Context().Err() == nil:
-		reason = "feed"
+	if !leaving() { // the client left while its feed was set up
+		feed.Close()
+		h.finish(sub, start, 0, "client", nil)
+		return
 	}
-	h.cfg.Metrics.StreamClosed(channel, reason)
-	h.log.Info("sse connection closed", "user", sub.User, "channel", channel,
+	if err := h.detach(w, feed, sub, start, cancel); err != nil {
+		feed.Close()
+		cancel()
+		h.finish(sub, start, 0, "write", err)
+		writeError(w, http.StatusHTTPVersionNotSupported, "a stream needs an HTTP/1.1 connection: "+err.Error(), "")
+	}
+}
+
+// finish accounts for a stream that has ended.
+func (h *Handler) finish(sub routing.Subscription, start time.Time, sent int, reason string, err error) {
+	h.conns.add(sub.User, -1)
+	h.cfg.Metrics.StreamClosed(sub.Channel, reason)
+	h.log.Info("sse connection closed", "user", sub.User, "channel", sub.Channel,
 		"duration", h.now().Sub(start).Round(time.Millisecond), "events", sent, "reason", reason, "err", err)
+}
+
+// streamHeaders sets the response headers of every stream.
+func streamHeaders(hdr http.Header) {
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
+}
+
+// openingFrames encodes what a stream sends before its events: the resync notice, the contexts
+// snapshot.
+func (h *Handler) openingFrames(fw *frameWriter, feed *bus.Feed, channel routing.Channel) error {
+	if feed.Notice != nil {
+		fw.notice(feed.Notice, channel, h.now())
+	}
+	if feed.Snapshot != nil {
+		if _, err := fw.event(*feed.Snapshot, channel == routing.Contexts); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // subscription authenticates the request and reads what it asks for. On a bad request it writes
@@ -115,75 +147,6 @@ func lastEventID(r *http.Request) string {
 		return c
 	}
 	return r.URL.Query().Get("last_event_id")
-}
-
-// serveFeed writes the feed as SSE frames until the client leaves, the feed ends or a write
-// fails. One loop owns the connection: events, heartbeats and the client's departure.
-func (h *Handler) serveFeed(w http.ResponseWriter, r *http.Request, feed *bus.Feed, channel routing.Channel) (sent int, err error) {
-	wrap := channel == routing.Contexts
-	rc := http.NewResponseController(w)
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-
-	fw := frameWriter{maxEvent: h.cfg.MaxEvent}
-	write := func(frame []byte) error {
-		if err := rc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			return err
-		}
-		if _, err := w.Write(frame); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
-	if feed.Notice != nil {
-		fw.notice(feed.Notice, channel, h.now())
-	}
-	if feed.Snapshot != nil {
-		if _, err := fw.event(*feed.Snapshot, wrap); err != nil {
-			return 0, err
-		}
-	}
-	if err := write(fw.frames()); err != nil { // the status line and headers go out now
-		return 0, err
-	}
-	fw.reset()
-
-	heartbeat := time.NewTimer(h.cfg.Heartbeat)
-	defer heartbeat.Stop()
-	var batch []bus.Event
-	for {
-		select {
-		case <-r.Context().Done():
-			return sent, nil
-		case <-heartbeat.C:
-			if err := write(heartbeatFor(channel)); err != nil {
-				return sent, err
-			}
-			h.cfg.Metrics.Heartbeat(channel)
-			heartbeat.Reset(h.cfg.Heartbeat)
-		case <-feed.Ready():
-			var more bool
-			batch, more = feed.Take(batch[:0], maxBatchEvents)
-			n, err := h.writeEvents(&fw, batch, channel, wrap, write)
-			sent += n
-			if err != nil {
-				return sent, err
-			}
-			if n > 0 {
-				heartbeat.Reset(h.cfg.Heartbeat)
-			}
-			clear(batch) // the events' data can go
-			if cap(batch) > keepBatch {
-				batch = nil // an idle connection does not keep a burst's memory
-			}
-			if !more {
-				return sent, feed.Err()
-			}
-		}
-	}
 }
 
 // A busy connection takes the events waiting for it together and sends their frames in few

@@ -169,7 +169,7 @@ func TestTailReconnects(t *testing.T) {
 	if !lines.Scan() || lines.Text() != `{"i":0}` {
 		t.Fatalf("tail printed %q", lines.Text())
 	}
-	p.Server.CloseClientConnections()
+	p.DropConnections()
 	publish(1) // stored while the tail is away
 	for i, want := range []string{`{"i":1}`, `{"i":2}`} {
 		if i == 1 {

@@ -117,6 +117,7 @@ type daemon struct {
 	srv           *http.Server
 	served        chan error
 	cancelStreams context.CancelFunc
+	handler       *sse.Handler
 	bus           *bus.Bus
 	nats          *embedded.Server // nil with an external server
 	log           *slog.Logger
@@ -205,6 +206,7 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 		return nil, err
 	}
 	h.Router().Handle("/metrics", m.Handler())
+	d.handler = h
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -238,6 +240,7 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 // the embedded server, in that order.
 func (d *daemon) shutdown() error {
 	d.cancelStreams()
+	d.handler.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	err := d.srv.Shutdown(ctx)

@@ -5,6 +5,7 @@ package testplane
 import (
 	"bytes"
 	"context"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ var Secret = []byte("test-secret")
 // Plane is a running event plane plus a plain NATS client, for publishing and inspecting as
 // any NATS user would.
 type Plane struct {
-	Server  *httptest.Server
+	conns   *connList
 	URL     string // the HTTP API
 	NATSURL string
 	Bus     *bus.Bus
@@ -79,8 +80,12 @@ func StartWith(t testing.TB, cfg sse.Config, bc bus.Config) *Plane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(h)
+	ts := httptest.NewUnstartedServer(h)
+	conns := &connList{Listener: ts.Listener}
+	ts.Listener = conns
+	ts.Start()
 	t.Cleanup(ts.Close) // runs before the bus closes: streams end first
+	t.Cleanup(h.Close)  // runs first: detached streams, which ts.Close does not see
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +95,7 @@ func StartWith(t testing.TB, cfg sse.Config, bc bus.Config) *Plane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Plane{Server: ts, URL: ts.URL, NATSURL: natsURL, Bus: b, NC: nc, JS: js}
+	return &Plane{conns: conns, URL: ts.URL, NATSURL: natsURL, Bus: b, NC: nc, JS: js}
 }
 
 // Token mints a token for user, valid for an hour.
@@ -145,4 +150,33 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// DropConnections closes every connection the plane's HTTP server has accepted, streams
+// included, as a network failure would.
+func (p *Plane) DropConnections() {
+	p.conns.mu.Lock()
+	defer p.conns.mu.Unlock()
+	for _, c := range p.conns.accepted {
+		c.Close()
+	}
+	p.conns.accepted = nil
+}
+
+// connList is a listener that remembers the connections it accepts.
+type connList struct {
+	net.Listener
+	mu       sync.Mutex
+	accepted []net.Conn
+}
+
+// Accept implements net.Listener.
+func (l *connList) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.accepted = append(l.accepted, c)
+		l.mu.Unlock()
+	}
+	return c, err
 }
