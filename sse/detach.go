@@ -62,7 +62,9 @@ func (h *Handler) detach(w http.ResponseWriter, feed *bus.Feed, sub routing.Subs
 		err = d.send(d.fw.frames())
 		d.fw.reset()
 	}
+	d.mu.Lock() // the timer's function takes it before anything reads d.beat
 	d.beat = time.AfterFunc(h.cfg.Heartbeat, d.heartbeat)
+	d.mu.Unlock()
 	if err != nil {
 		d.close("write", err)
 		return nil
@@ -71,12 +73,12 @@ func (h *Handler) detach(w http.ResponseWriter, feed *bus.Feed, sub routing.Subs
 		d.close("shutdown", nil)
 		return nil
 	}
-	h.detachedWG.Go(d.watch)
 	feed.Notify(d.wake)
 	return nil
 }
 
-// track lists d for Close; false once the handler is closing.
+// track lists d for Close and starts watching for its client leaving; false once the handler
+// is closing. Under the lock that Close takes first, so that Close waits for the watcher.
 func (h *Handler) track(d *detached) bool {
 	h.detachedMu.Lock()
 	defer h.detachedMu.Unlock()
@@ -84,6 +86,7 @@ func (h *Handler) track(d *detached) bool {
 		return false
 	}
 	h.detachedSet[d] = struct{}{}
+	h.detachedWG.Go(d.watch)
 	return true
 }
 
