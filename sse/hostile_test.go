@@ -164,13 +164,17 @@ func TestStreamOverHTTP2(t *testing.T) {
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 	t.Cleanup(h.Close)
-	for _, path := range []string{"/api/v1/stream/agui", "/api/v1/stream/agui?last_event_id=0-0"} {
+	get := func(path string) *http.Response {
 		req, _ := http.NewRequest(http.MethodGet, ts.URL+path, nil)
 		req.Header.Set("Authorization", "Bearer "+token(t, "alice"))
 		resp, err := ts.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
+		return resp
+	}
+	for _, path := range []string{"/api/v1/stream/agui", "/api/v1/stream/agui?last_event_id=0-0"} {
+		resp := get(path)
 		var body struct{ Error string }
 		decode(t, resp, &body)
 		if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusHTTPVersionNotSupported || !strings.Contains(body.Error, "HTTP/1.1") {
@@ -180,14 +184,8 @@ func TestStreamOverHTTP2(t *testing.T) {
 	if n := p.Consumers(t, routing.StreamAGUI); n != hubConsumers() {
 		t.Fatalf("%d consumers on AGUI after refused streams, want %d", n, hubConsumers())
 	}
-	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/api/v1/connections", nil)
-	req.Header.Set("Authorization", "Bearer "+token(t, "alice"))
-	resp, err := ts.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var c struct{ Count int }
-	decode(t, resp, &c)
+	decode(t, get("/api/v1/connections"), &c)
 	if c.Count != 0 {
 		t.Fatalf("connections = %d after refused streams, want 0", c.Count)
 	}
