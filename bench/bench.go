@@ -281,7 +281,7 @@ func (res *Result) setLatencies(lat []time.Duration) {
 	res.P50ms, res.P99ms, res.Maxms = ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(lat[len(lat)-1])
 }
 
-// Fanout: conns connections of one user; events published once each, every connection gets
+// Fanout runs conns connections of one user; events are published once each, every connection gets
 // every event. Then the same over plain NATS subscribers.
 func (c Config) Fanout(ctx context.Context, conns, events, rate int) (Result, error) {
 	res := Result{Scenario: "fanout", Conns: conns, Events: events, Rate: rate}
@@ -348,7 +348,7 @@ func (c Config) reference(ctx context.Context, res *Result, subjects []string, r
 	return nil
 }
 
-// Users: one connection for each of users users; events go to users drawn by a fixed-seed RNG.
+// Users runs one connection for each of users users; events go to users drawn by a fixed-seed RNG.
 func (c Config) Users(ctx context.Context, users, events, rate int) (Result, error) {
 	res := Result{Scenario: "users", Conns: users, Events: events, Rate: rate}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
@@ -392,7 +392,7 @@ func (c Config) Users(ctx context.Context, users, events, rate int) (Result, err
 	return res, c.reference(ctx, &res, rawSubjects, rate, func(i int) string { return rawSubjects[target[i]] }, want)
 }
 
-// Replay: a connection resumes from a cursor events behind and reads until it is live.
+// Replay has a connection resume from a cursor events behind and read until it is live.
 func (c Config) Replay(ctx context.Context, events int) (Result, error) {
 	res := Result{Scenario: "replay", Conns: 1, Events: events}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
@@ -461,7 +461,7 @@ func (c Config) cursorOf(ctx context.Context, tok string, seq uint64) (string, e
 	}
 }
 
-// Context: the delay an AG-UI event takes to reach a contexts stream against an agui stream.
+// Context measures the delay an AG-UI event takes to reach a contexts stream against an agui stream.
 func (c Config) Context(ctx context.Context, events, rate int) (agui, contexts Result, err error) {
 	agui = Result{Scenario: "context/agui", Conns: 1, Events: events, Rate: rate}
 	contexts = Result{Scenario: "context/contexts", Conns: 1, Events: events, Rate: rate}
