@@ -157,7 +157,8 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 	if h := b.liveHub(name); h != nil && sub.Cursor == nil && sub.Since.IsZero() && !b.snapshotWanted(sub) {
 		// Live from now on a shared feed that is running: no consumer, no API call.
 		f := b.newFeed(ctx, nil, name, filters, h.epoch)
-		f.join(h, tok, sub.Types, true)
+		f.h = h
+		f.join(tok, sub.Types, true)
 		return f, nil
 	}
 	select {
@@ -234,7 +235,8 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 		// Joined before any catch-up consumer exists, so every event stored from here on
 		// reaches the feed, and the catch-up hands over without a gap.
 		live := cfg.DeliverPolicy == jetstream.DeliverNewPolicy
-		s := f.join(h, tok, sub.Types, live)
+		f.h = h
+		s := f.join(tok, sub.Types, live)
 		if live {
 			return f, nil
 		}
@@ -285,22 +287,29 @@ func (f *Feed) start(fn func(ctx context.Context) error) {
 	}()
 }
 
-// join puts the feed on hub h: live, the hub queues its events from now on; otherwise the hub
+// join puts the feed on its hub: live, the hub queues its events from now on; otherwise the hub
 // holds them until the feed has caught up.
-func (f *Feed) join(h *hub, token string, types []string, live bool) *hubSub {
-	f.h = h
+func (f *Feed) join(token string, types []string, live bool) *hubSub {
 	s := &hubSub{token: token, types: types, feed: f, live: live}
-	h.mu.Lock()
-	h.add(s)
-	h.mu.Unlock()
+	f.h.mu.Lock()
+	f.h.add(s)
+	f.h.mu.Unlock()
 	return s
 }
 
 // catchUp passes the events of the feed's own consumer into its queue until it has caught up,
-// deletes the consumer, then hands over to the hub. If the hub dropped the feed meanwhile for
-// holding too many events, it catches up again from the last event queued.
+// deletes the consumer, then hands over to the hub. Without a consumer (nil cons), and again
+// whenever the hub dropped the feed meanwhile for holding too many events, it opens one from the
+// last event queued.
 func (f *Feed) catchUp(ctx context.Context, s *hubSub, cons jetstream.Consumer, it jetstream.MessagesContext, skipUntil uint64) error {
 	for {
+		if cons == nil {
+			var err error
+			if cons, it, err = f.b.catchUpConsumer(ctx, f.stream, f.name, f.filters, f.q.lastQueued()+1); err != nil {
+				f.h.unregister(s)
+				return err
+			}
+		}
 		var seen uint64
 		var err error
 		info := cons.CachedInfo()
@@ -319,12 +328,8 @@ func (f *Feed) catchUp(ctx context.Context, s *hubSub, cons jetstream.Consumer, 
 		if f.h.goLive(s, seen) {
 			return nil
 		}
-		s = f.join(f.h, s.token, s.types, false)
-		if cons, it, err = f.b.catchUpConsumer(ctx, f.stream, f.name, f.filters, f.q.lastQueued()+1); err != nil {
-			f.h.unregister(s)
-			return err
-		}
-		skipUntil = 0
+		s = f.join(s.token, s.types, false)
+		cons, it, skipUntil = nil, nil, 0
 	}
 }
 
@@ -336,14 +341,7 @@ func (f *Feed) rejoin(old *hubSub) {
 	}
 	s := &hubSub{token: old.token, types: old.types, feed: f}
 	f.h.add(s)
-	f.start(func(ctx context.Context) error {
-		cons, it, err := f.b.catchUpConsumer(ctx, f.stream, f.name, f.filters, f.q.lastQueued()+1)
-		if err != nil {
-			f.h.unregister(s)
-			return err
-		}
-		return f.catchUp(ctx, s, cons, it, 0)
-	})
+	f.start(func(ctx context.Context) error { return f.catchUp(ctx, s, nil, nil, 0) })
 }
 
 // pullBatch is how many events a connection's consumer may hold in this process. A catch-up
