@@ -1,7 +1,6 @@
 package sse
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -41,7 +40,7 @@ type detached struct {
 
 // detach takes the connection over from net/http and serves the stream on it until it ends,
 // then closes the feed and calls cancel. It fails, having done nothing, where net/http cannot
-// hand the connection over (HTTP/2).
+// hand the connection over.
 func (h *Handler) detach(w http.ResponseWriter, feed *bus.Feed, sub routing.Subscription, start time.Time, cancel context.CancelFunc) error {
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
@@ -53,10 +52,9 @@ func (h *Handler) detach(w http.ResponseWriter, feed *bus.Feed, sub routing.Subs
 	hdr := w.Header()
 	streamHeaders(hdr)
 	hdr.Set("Connection", "close") // the body ends when the connection does
-	head := bytes.NewBufferString("HTTP/1.1 200 OK\r\n")
-	_ = hdr.Write(head)
-	head.WriteString("\r\n")
-	d.fw.buf.Write(head.Bytes())
+	d.fw.buf.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = hdr.Write(&d.fw.buf)
+	d.fw.buf.WriteString("\r\n")
 	err = h.openingFrames(&d.fw, feed, sub.Channel)
 	if err == nil {
 		err = d.send(d.fw.frames())
