@@ -121,10 +121,31 @@ func field(data []byte, key string) int64 {
 	return n
 }
 
-// stream opens an SSE connection and feeds its data frames to r until ctx ends. It returns
+// streams are SSE connections the benchmark reads, closed together.
+type streams struct {
+	c    Config
+	ctx  context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup // their readers
+}
+
+// streams returns an empty set whose connections end with ctx or close.
+func (c Config) streams(ctx context.Context) *streams {
+	s := &streams{c: c}
+	s.ctx, s.stop = context.WithCancel(ctx)
+	return s
+}
+
+// close ends every stream and waits for their readers. It is safe to call more than once.
+func (s *streams) close() {
+	s.stop()
+	s.wg.Wait()
+}
+
+// open opens an SSE connection and feeds its data frames to r until the set closes. It returns
 // once the connection is live.
-func (c Config) stream(ctx context.Context, path, tok, lastID string, r *receiver, wg *sync.WaitGroup) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+path, nil)
+func (s *streams) open(path, tok, lastID string, r *receiver) error {
+	req, err := http.NewRequestWithContext(s.ctx, http.MethodGet, s.c.Server+path, nil)
 	if err != nil {
 		return err
 	}
@@ -140,9 +161,7 @@ func (c Config) stream(ctx context.Context, path, tok, lastID string, r *receive
 		resp.Body.Close()
 		return fmt.Errorf("GET %s: %s (is eventsd run with --max-conns-per-user 0?)", path, resp.Status)
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	s.wg.Go(func() {
 		defer resp.Body.Close()
 		rd := sse.NewReader(bufio.NewReaderSize(resp.Body, 64<<10), 1<<20)
 		for {
@@ -154,25 +173,20 @@ func (c Config) stream(ctx context.Context, path, tok, lastID string, r *receive
 				r.take([]byte(f.Data), time.Now())
 			}
 		}
-	}()
+	})
 	return nil
 }
 
-// token mints a token for a benchmark user.
-func (c Config) token(user string) (string, error) {
-	return auth.Mint(c.Secret, user, nil, time.Hour)
-}
-
-// openMany opens n connections, at most 64 at a time.
-func (c Config) openMany(ctx context.Context, paths, toks []string, rs []*receiver, wg *sync.WaitGroup) error {
+// openAgui opens an agui stream for each token, feeding rs[i], at most 64 at a time.
+func (s *streams) openAgui(toks []string, rs []*receiver) error {
 	sem := make(chan struct{}, 64)
-	errs := make(chan error, len(paths))
+	errs := make(chan error, len(toks))
 	var opening sync.WaitGroup
-	for i := range paths {
+	for i := range toks {
 		opening.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if err := c.stream(ctx, paths[i], toks[i], "", rs[i], wg); err != nil {
+			if err := s.open(aguiPath, toks[i], "", rs[i]); err != nil {
 				errs <- err
 			}
 		})
@@ -180,6 +194,14 @@ func (c Config) openMany(ctx context.Context, paths, toks []string, rs []*receiv
 	opening.Wait()
 	close(errs)
 	return <-errs
+}
+
+// aguiPath is the stream every scenario but context reads.
+const aguiPath = "/api/v1/stream/agui"
+
+// token mints a token for a benchmark user.
+func (c Config) token(user string) (string, error) {
+	return auth.Mint(c.Secret, user, nil, time.Hour)
 }
 
 // track reports the receivers' progress to c.Progress every 100ms until the returned stop.
@@ -292,15 +314,13 @@ func (c Config) Fanout(ctx context.Context, conns, events, rate int) (Result, er
 	if err != nil {
 		return res, err
 	}
-	rs := make([]*receiver, conns)
-	paths, toks := make([]string, conns), make([]string, conns)
+	rs, toks := make([]*receiver, conns), make([]string, conns)
 	for i := range rs {
-		rs[i], paths[i], toks[i] = newReceiver(events), "/api/v1/stream/agui", tok
+		rs[i], toks[i] = newReceiver(events), tok
 	}
-	var wg sync.WaitGroup
-	streamCtx, stopStreams := context.WithCancel(ctx)
-	defer func() { stopStreams(); wg.Wait() }()
-	if err := c.openMany(streamCtx, paths, toks, rs, &wg); err != nil {
+	ss := c.streams(ctx)
+	defer ss.close()
+	if err := ss.openAgui(toks, rs); err != nil {
 		return res, err
 	}
 	all := func(int) int { return events }
@@ -309,7 +329,7 @@ func (c Config) Fanout(ctx context.Context, conns, events, rate int) (Result, er
 		return res, err
 	}
 	summarize(&res, rs, all, start, took)
-	stopStreams()
+	ss.close()
 
 	rawSubject := fmt.Sprintf("bench.raw.%d", time.Now().UnixNano())
 	subjects := make([]string, conns) // every subscriber on the one subject
@@ -362,19 +382,18 @@ func (c Config) Users(ctx context.Context, users, events, rate int) (Result, err
 		perUser[target[i]]++
 	}
 	rs := make([]*receiver, users)
-	paths, toks, names := make([]string, users), make([]string, users), make([]string, users)
+	toks, names := make([]string, users), make([]string, users)
 	for u := range users {
 		names[u] = fmt.Sprintf("bench-%d-%d", run, u)
 		tok, err := c.token(names[u])
 		if err != nil {
 			return res, err
 		}
-		rs[u], paths[u], toks[u] = newReceiver(events), "/api/v1/stream/agui", tok
+		rs[u], toks[u] = newReceiver(events), tok
 	}
-	var wg sync.WaitGroup
-	streamCtx, stopStreams := context.WithCancel(ctx)
-	defer func() { stopStreams(); wg.Wait() }()
-	if err := c.openMany(streamCtx, paths, toks, rs, &wg); err != nil {
+	ss := c.streams(ctx)
+	defer ss.close()
+	if err := ss.openAgui(toks, rs); err != nil {
 		return res, err
 	}
 	want := func(u int) int { return perUser[u] }
@@ -383,7 +402,7 @@ func (c Config) Users(ctx context.Context, users, events, rate int) (Result, err
 		return res, err
 	}
 	summarize(&res, rs, want, start, took)
-	stopStreams()
+	ss.close()
 
 	rawSubjects := make([]string, users)
 	for u := range rawSubjects {
@@ -415,11 +434,10 @@ func (c Config) Replay(ctx context.Context, events int) (Result, error) {
 		return res, err
 	}
 	r := newReceiver(events)
-	var wg sync.WaitGroup
-	streamCtx, stopStreams := context.WithCancel(ctx)
-	defer func() { stopStreams(); wg.Wait() }()
+	ss := c.streams(ctx)
+	defer ss.close()
 	start := time.Now()
-	if err := c.stream(streamCtx, "/api/v1/stream/agui", tok, cursor, r, &wg); err != nil {
+	if err := ss.open(aguiPath, tok, cursor, r); err != nil {
 		return res, err
 	}
 	all := func(int) int { return events }
@@ -428,7 +446,7 @@ func (c Config) Replay(ctx context.Context, events int) (Result, error) {
 	stopTracking()
 	summarize(&res, []*receiver{r}, all, start, 0)
 	res.P50ms, res.P99ms, res.Maxms = 0, 0, 0 // send times are from before the connection
-	stopStreams()
+	ss.close()
 
 	// The same events read by a plain JetStream consumer, without eventsd.
 	start = time.Now()
@@ -442,7 +460,7 @@ func (c Config) Replay(ctx context.Context, events int) (Result, error) {
 
 // cursorOf learns the SSE id of the event at seq by resuming from the stream's start.
 func (c Config) cursorOf(ctx context.Context, tok string, seq uint64) (string, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+"/api/v1/stream/agui?last_event_id=0-0", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+aguiPath+"?last_event_id=0-0", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -473,13 +491,12 @@ func (c Config) Context(ctx context.Context, events, rate int) (agui, contexts R
 		return agui, contexts, err
 	}
 	ra, rc := newReceiver(events), newReceiver(events)
-	var wg sync.WaitGroup
-	streamCtx, stopStreams := context.WithCancel(ctx)
-	defer func() { stopStreams(); wg.Wait() }()
-	if err := c.stream(streamCtx, "/api/v1/stream/agui", tok, "", ra, &wg); err != nil {
+	ss := c.streams(ctx)
+	defer ss.close()
+	if err := ss.open(aguiPath, tok, "", ra); err != nil {
 		return agui, contexts, err
 	}
-	if err := c.stream(streamCtx, "/api/v1/stream/contexts?types="+benchType, tok, "", rc, &wg); err != nil {
+	if err := ss.open("/api/v1/stream/contexts?types="+benchType, tok, "", rc); err != nil {
 		return agui, contexts, err
 	}
 	all := func(int) int { return events }

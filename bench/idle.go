@@ -48,19 +48,17 @@ func (c Config) Idle(ctx context.Context, conns int, window time.Duration) (Resu
 		return res, err
 	}
 	run := time.Now().UnixNano()
-	rs := make([]*receiver, conns)
-	paths, toks := make([]string, conns), make([]string, conns)
+	rs, toks := make([]*receiver, conns), make([]string, conns)
 	for i := range conns {
 		tok, err := c.token(fmt.Sprintf("idle-%d-%d", run, i))
 		if err != nil {
 			return res, err
 		}
-		rs[i], paths[i], toks[i] = newReceiver(1), "/api/v1/stream/agui", tok
+		rs[i], toks[i] = newReceiver(1), tok
 	}
-	var wg sync.WaitGroup
-	streamCtx, stopStreams := context.WithCancel(ctx)
-	defer func() { stopStreams(); wg.Wait() }()
-	if err := c.openMany(streamCtx, paths, toks, rs, &wg); err != nil {
+	ss := c.streams(ctx)
+	defer ss.close()
+	if err := ss.openAgui(toks, rs); err != nil {
 		return res, err
 	}
 	_, cpu0, err := c.processStats(ctx)
@@ -78,8 +76,7 @@ func (c Config) Idle(ctx context.Context, conns int, window time.Duration) (Resu
 	}
 	res.RSSPerConnKiB = (rss1 - rss0) / float64(conns) / 1024
 	res.IdleCPU = (cpu1 - cpu0) / window.Seconds()
-	stopStreams()
-	wg.Wait()
+	ss.close()
 
 	rss0 = rss1
 	for i := range conns {
@@ -112,7 +109,7 @@ func (c Config) Churn(ctx context.Context, workers int, d time.Duration) (Result
 		return res, err
 	}
 	lat, failed, secs := cycle(ctx, workers, d, func() error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+"/api/v1/stream/agui", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+aguiPath, nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
