@@ -22,10 +22,8 @@ func benchCommand() *cli.Command {
 		Usage: "measure a running eventsd on loopback: fan-out, many users, replay, context fan-in, each against plain NATS",
 		UsageText: "eventsd --max-conns-per-user 0 --ingress-rate 0 &\n" +
 			"   eventsctl bench --server http://127.0.0.1:8080 --data-dir ./data --scenario fanout --conns 1000 --events 1000",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			required(serverFlag()), natsURLFlag(),
-			stringFlag("data-dir", "./data", "eventsd's data directory, for the secret that signs the benchmark users' tokens"),
-			stringFlag("secret", "", "the HS256 secret eventsd was given with --jwt-secret"),
 			stringFlag("scenario", "fanout,users,replay,context", "scenarios to run, comma-separated: fanout, users, replay, context, idle, churn"),
 			&cli.IntFlag{Name: "conns", Value: 100, Usage: "connections (fanout) or users (users)", EnvVars: env("conns")},
 			&cli.IntFlag{Name: "events", Value: 1000, Usage: "events to publish", EnvVars: env("events")},
@@ -34,7 +32,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "window", Value: bench.DefaultWindow, Usage: "publishes awaiting acknowledgement at once, when publishing as fast as accepted", EnvVars: env("window")},
 			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "bound on each scenario", EnvVars: env("timeout")},
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per scenario", EnvVars: env("json")},
-		},
+		}, secretFlags()...),
 		Action: func(c *cli.Context) error {
 			if via := c.String("via"); via != bench.ViaNATS && via != bench.ViaHTTP {
 				return fmt.Errorf("--via %q: want nats or http", via)

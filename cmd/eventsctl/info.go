@@ -20,13 +20,11 @@ func tokenCommand() *cli.Command {
 		Name:      "token",
 		Usage:     "print a signed token for a user",
 		UsageText: "eventsctl token --user alice [--role service] [--ttl 24h] [--data-dir ./data | --secret S]",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			required(stringFlag("user", "", "user id (the token's sub)")),
 			&cli.StringSliceFlag{Name: "role", Usage: "role to grant: admin or service (repeatable)", EnvVars: env("role")},
 			&cli.DurationFlag{Name: "ttl", Value: 24 * time.Hour, Usage: "how long the token is valid", EnvVars: env("ttl")},
-			stringFlag("data-dir", "./data", "eventsd's data directory, which holds the generated secret"),
-			stringFlag("secret", "", "the HS256 secret eventsd was given with --jwt-secret"),
-		},
+		}, secretFlags()...),
 		Action: func(c *cli.Context) error {
 			secret, err := secretOf(c)
 			if err != nil {
@@ -39,6 +37,14 @@ func tokenCommand() *cli.Command {
 			_, err = fmt.Fprintln(c.App.Writer, tok)
 			return err
 		},
+	}
+}
+
+// secretFlags are the flags secretOf reads.
+func secretFlags() []cli.Flag {
+	return []cli.Flag{
+		stringFlag("data-dir", "./data", "eventsd's data directory, which holds the secret it generated"),
+		stringFlag("secret", "", "the HS256 secret eventsd was given with --jwt-secret"),
 	}
 }
 
