@@ -344,14 +344,17 @@ func (f *Feed) rejoin(old *hubSub) {
 	f.start(func(ctx context.Context) error { return f.catchUp(ctx, s, nil, nil, 0) })
 }
 
-// pullBatch is how many events a connection's consumer may hold in this process. A catch-up
-// consumer on the shared path lives only until it has caught up, so it pulls in larger batches
-// for replay speed; a consumer that lives as long as its connection keeps the feed's buffer.
-func (b *Bus) pullBatch() int {
+// pullOpts sets how many events a connection's consumer may hold in this process and how soon
+// it notices that its server went away. A catch-up consumer on the shared path lives only until
+// it has caught up, so it pulls in larger batches for replay speed and, like the shared feed,
+// checks its server every quickHeartbeat. A consumer that lives as long as its connection keeps
+// the feed's buffer and the client's default heartbeat (5 s): a heartbeat a second for every
+// connection would cost more than the wait it saves.
+func (b *Bus) pullOpts() []jetstream.PullMessagesOpt {
 	if b.cfg.Delivery == DeliveryShared {
-		return 512
+		return []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(512), jetstream.PullHeartbeat(quickHeartbeat)}
 	}
-	return b.cfg.Buffer
+	return []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(b.cfg.Buffer)}
 }
 
 // catchUpConsumer creates a consumer for the filtered events from sequence from.
@@ -382,7 +385,7 @@ func (b *Bus) openConsumer(ctx context.Context, stream jetstream.Stream, name st
 	if err != nil {
 		return nil, nil, b.wrap("consumer on "+name, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(b.pullBatch()))
+	it, err := cons.Messages(b.pullOpts()...)
 	if err != nil {
 		return nil, nil, b.wrap("consumer on "+name, err)
 	}

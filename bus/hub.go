@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -32,6 +33,12 @@ const HubConsumerPrefix = "hub-"
 // maxResets bounds how often an ordered consumer recreates itself in a row before its iterator
 // fails; unbounded, a consumer whose server is gone would retry for ever and hold up Close.
 const maxResets = 5
+
+// quickHeartbeat is how often the server of the shared feed's consumer shows it is alive while
+// there is nothing to deliver. After two missed beats the ordered consumer recreates itself from
+// its last event, on a server that is up: the shared feed stalls for about 2 s, not the
+// client's default 10 s, when the NATS node holding its consumer goes away.
+const quickHeartbeat = time.Second
 
 // hub is the shared feed of one stream on this node.
 type hub struct {
@@ -81,7 +88,7 @@ func (b *Bus) hubFor(ctx context.Context, stream string, epoch uint64) (*hub, er
 	if err != nil {
 		return nil, b.wrap("shared consumer on "+stream, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+	it, err := cons.Messages(jetstream.PullMaxMessages(1024), jetstream.PullHeartbeat(quickHeartbeat))
 	if err != nil {
 		return nil, b.wrap("shared consumer on "+stream, err)
 	}
@@ -217,7 +224,7 @@ func (h *hub) add(s *hubSub) {
 }
 
 // goLive hands the events held for s after seen to its feed and from then on queues the
-// hub's events for it directly. It reports false if the hub dropped s meanwhile.
+// hub's events after seen for it directly. It reports false if the hub dropped s meanwhile.
 func (h *hub) goLive(s *hubSub, seen uint64) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -226,10 +233,11 @@ func (h *hub) goLive(s *hubSub, seen uint64) bool {
 	}
 	q := s.feed.q
 	q.mu.Lock()
+	// The hub may be behind the catch-up consumer (its own consumer was being recreated, say):
+	// whatever it sends at or before seen, the feed has had already.
+	q.last = max(q.last, seen)
 	for _, ev := range s.held {
-		if ev.Cursor.Seq > seen {
-			q.appendLocked(ev)
-		}
+		q.appendLocked(ev)
 	}
 	q.mu.Unlock()
 	s.held, s.live = nil, true

@@ -38,6 +38,30 @@ func BenchmarkHubDispatch(b *testing.B) {
 	}
 }
 
+// TestGoLiveAheadOfHub: a feed that caught up on its own consumer past the point the hub has
+// reached (the hub's consumer was being recreated, say) gets nothing twice when the hub
+// catches up in turn.
+func TestGoLiveAheadOfHub(t *testing.T) {
+	h := &hub{limit: 16, subs: map[string][]*hubSub{}}
+	f := &Feed{q: newQueue(), h: h}
+	s := f.join("alice", nil, false)
+	h.dispatch("agui.alice.STEP_STARTED", []byte(`{}`), 4) // held while the feed catches up
+	if !h.goLive(s, 10) {
+		t.Fatal("the hub dropped a feed holding one event")
+	}
+	for seq := range uint64(13) {
+		h.dispatch("agui.alice.STEP_STARTED", []byte(`{}`), seq)
+	}
+	evs, _ := f.Take(nil, 100)
+	var got []uint64
+	for _, ev := range evs {
+		got = append(got, ev.Cursor.Seq)
+	}
+	if fmt.Sprint(got) != "[11 12]" {
+		t.Fatalf("after catching up to 10 the feed got %v, want [11 12]", got)
+	}
+}
+
 func TestTokenAndType(t *testing.T) {
 	for subject, want := range map[string]string{
 		"agui.alice.RUN_STARTED":          "alice RUN_STARTED",

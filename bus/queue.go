@@ -19,7 +19,7 @@ var errEnded = errors.New("bus: feed ended")
 type queue struct {
 	mu     sync.Mutex
 	events []Event
-	last   uint64 // the sequence of the last event queued
+	last   uint64 // the last sequence the feed has had: queued, or passed over by its filter
 	ended  bool
 	err    error
 	ready  chan struct{} // holds a token while events wait or the queue has ended
@@ -93,7 +93,7 @@ func (q *queue) put(ctx context.Context, ev Event, limit int) error {
 	}
 }
 
-// lastQueued returns the sequence of the last event queued.
+// lastQueued returns the last sequence the feed has had.
 func (q *queue) lastQueued() uint64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -162,36 +162,45 @@ func TestCluster(t *testing.T) {
 	})
 
 	// flow publishes steps from..from+n-1 through A while a client follows B (then A), calling
-	// midway halfway through, and checks the client got every step once, in order.
+	// midway halfway through, and checks the client got every step once, in order. The client
+	// has stopped when it returns, so the next flow starts after the last step it saw.
 	flow := func(t *testing.T, from, n int, midway func() error) {
-		results := make(chan []int, 1)
-		errs := make(chan error, 2)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		type outcome struct {
+			got []int
+			err error
+		}
+		followed := make(chan outcome, 1)
 		go func() {
 			got, err := follower(ctx, []string{b.httpURL, a.httpURL}, tok, &helloID, n)
-			if err != nil {
-				errs <- err
-			}
-			results <- got
+			followed <- outcome{got, err}
 		}()
+		published := make(chan error, 1)
 		go func() {
 			for i := from; i < from+n; i++ {
 				if i == from+n/2 {
 					if err := midway(); err != nil {
-						errs <- err
+						published <- err
 						return
 					}
 				}
 				if err := publishEvent(ctx, a.httpURL, tok, i); err != nil {
-					errs <- err
+					published <- err
 					return
 				}
 			}
 		}()
 		select {
-		case err := <-errs:
+		case err := <-published:
+			cancel()
+			<-followed
 			t.Fatal(err)
-		case got := <-results:
-			checkSteps(t, got, from, n)
+		case o := <-followed:
+			if o.err != nil {
+				t.Fatal(o.err)
+			}
+			checkSteps(t, o.got, from, n)
 		}
 	}
 
