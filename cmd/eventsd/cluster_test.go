@@ -10,8 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/eventsd/eventsd/auth"
+	"github.com/eventsd/eventsd/bus"
 	"github.com/eventsd/eventsd/internal/testplane"
+	"github.com/eventsd/eventsd/routing"
 	"github.com/eventsd/eventsd/sse"
 )
 
@@ -118,6 +123,39 @@ func checkSteps(t *testing.T, got []int, from, want int) {
 	}
 }
 
+// sharedConsumerNode returns the index of the NATS node that holds the oldest shared-feed
+// consumer on the AGUI stream.
+func sharedConsumerNode(t *testing.T, urls string) int {
+	t.Helper()
+	nc, err := nats.Connect(urls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, routing.StreamAGUI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oldest *jetstream.ConsumerInfo
+	list := s.ListConsumers(ctx)
+	for info := range list.Info() {
+		if strings.HasPrefix(info.Name, bus.HubConsumerPrefix) && (oldest == nil || info.Created.Before(oldest.Created)) {
+			oldest = info
+		}
+	}
+	if list.Err() != nil || oldest == nil || oldest.Cluster == nil {
+		t.Fatalf("no shared consumer found (%v)", list.Err())
+	}
+	var node int
+	if _, err := fmt.Sscanf(oldest.Cluster.Leader, "n%d", &node); err != nil {
+		t.Fatalf("shared consumer %s is on %q", oldest.Name, oldest.Cluster.Leader)
+	}
+	return node
+}
+
 // TestCluster runs two eventsd nodes on a three-node NATS cluster with R3 streams.
 func TestCluster(t *testing.T) {
 	if testing.Short() {
@@ -205,8 +243,10 @@ func TestCluster(t *testing.T) {
 	}
 
 	t.Run("a NATS node stops while events flow", func(t *testing.T) {
-		flow(t, 0, 200, func() error { cluster.Stop(0); return nil })
-		cluster.Start(0)
+		// The node that holds B's shared consumer, so that it has to be recreated elsewhere.
+		node := sharedConsumerNode(t, cluster.URLs())
+		flow(t, 0, 200, func() error { cluster.Stop(node); return nil })
+		cluster.Start(node)
 	})
 
 	t.Run("an eventsd node goes away; its client resumes on the other", func(t *testing.T) {
