@@ -49,6 +49,10 @@ type Config struct {
 	// Queue bounds the events queued for one connection on the shared feed; a client that falls
 	// further behind is cut off and resumes by cursor. Default 1024.
 	Queue int
+	// OutageGrace is how long NATS may be away before every open feed ends, for its client to
+	// resume by cursor elsewhere. Consumers pick up where they were after a reconnect, so a
+	// failover to another server of a cluster within it goes unseen by clients. Default 2s.
+	OutageGrace time.Duration
 	// MaxCreating bounds the consumer creations in flight at once; more wait their turn, so a
 	// reconnect storm cannot overflow the server's JetStream API queue. Default 64.
 	MaxCreating int
@@ -114,8 +118,10 @@ type Bus struct {
 	wg       sync.WaitGroup // every feed and the contexts projector
 	creating chan struct{}  // a slot per consumer creation in flight
 
-	mu    sync.Mutex
-	feeds map[*Feed]struct{} // open feeds, ended when NATS goes away
+	mu     sync.Mutex
+	feeds  map[*Feed]struct{} // open feeds, ended when NATS stays away
+	outage *time.Timer        // set while NATS is away: it ends the feeds after the grace period
+	closed bool               // Close has begun: no outage timer starts
 
 	hubsMu sync.Mutex
 	hubs   map[string]*hub // shared feeds by stream
@@ -151,6 +157,9 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = nopMetrics{}
 	}
+	if cfg.OutageGrace <= 0 {
+		cfg.OutageGrace = 2 * time.Second
+	}
 	if cfg.MaxCreating <= 0 {
 		cfg.MaxCreating = 64
 	}
@@ -182,11 +191,14 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 				log.Warn("nats disconnected", "err", err)
 			}
 			if b := bp.Load(); b != nil {
-				b.endFeeds()
+				b.outageBegan()
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+			if b := bp.Load(); b != nil {
+				b.outageEnded()
+			}
 		}),
 	}, authOpts...)
 	if deadline, ok := ctx.Deadline(); ok {
@@ -292,8 +304,28 @@ func (b *Bus) wrap(op string, err error) error {
 	return fmt.Errorf("bus: %s: %w", op, err)
 }
 
-// endFeeds ends every open feed with ErrUnavailable: while NATS is away no feed can promise
-// that it misses nothing, and its client resumes by cursor once NATS is back.
+// outageBegan ends every open feed if NATS is still away after the grace period.
+func (b *Bus) outageBegan() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.outage == nil && !b.closed {
+		b.outage = time.AfterFunc(b.cfg.OutageGrace, b.endFeeds)
+	}
+}
+
+// outageEnded keeps the feeds open: NATS is back within the grace period.
+func (b *Bus) outageEnded() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.outage != nil {
+		b.outage.Stop()
+		b.outage = nil
+	}
+}
+
+// endFeeds ends every open feed with ErrUnavailable: NATS has been away for the grace period,
+// and a client is better served resuming by cursor, on this node once NATS is back or on
+// another, than waiting on a stream that delivers nothing.
 func (b *Bus) endFeeds() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -348,6 +380,10 @@ func (b *Bus) Stream(ctx context.Context, name string) (StreamState, error) {
 // Close stops the contexts projector, waits for every feed to stop, then drains the NATS
 // connection.
 func (b *Bus) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.outageEnded()
 	if b.stopProject != nil {
 		b.stopProject()
 	}

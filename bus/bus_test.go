@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -332,5 +333,61 @@ func TestFeedThatFallsBehind(t *testing.T) {
 		if !strings.HasPrefix(n, bus.HubConsumerPrefix) {
 			t.Fatalf("consumer %s left after the feed closed", n)
 		}
+	}
+}
+
+// TestFeedOutlivesShortOutage: NATS restarts within the grace period; the open feeds, one live
+// on the shared feed and one with a consumer of its own, go on without a gap once their
+// consumers (held in the server's memory, so gone) are recreated.
+func TestFeedOutlivesShortOutage(t *testing.T) {
+	for _, mode := range []string{bus.DeliveryShared, bus.DeliveryConsumer} {
+		t.Run(mode, func(t *testing.T) {
+			store := t.TempDir()
+			srv, err := embedded.Start(embedded.Options{StoreDir: store})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { srv.Shutdown() }()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			b, err := bus.Connect(ctx, bus.Config{URL: srv.ClientURL(), Delivery: mode, OutageGrace: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if err := b.EnsureStreams(ctx); err != nil {
+				t.Fatal(err)
+			}
+			f, err := b.Subscribe(ctx, routing.Subscription{Channel: routing.AGUI, User: "alice"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			before := publish(t, b, routing.AGUI, "alice", "STEP_STARTED", `{"i":1}`)
+			if ev := next(t, f); ev.Cursor.Seq != before.Seq {
+				t.Fatalf("before the outage: sequence %d, want %d", ev.Cursor.Seq, before.Seq)
+			}
+
+			port, _ := strconv.Atoi(srv.ClientURL()[strings.LastIndexByte(srv.ClientURL(), ':')+1:])
+			srv.Shutdown()
+			if srv, err = embedded.Start(embedded.Options{Port: port, StoreDir: store}); err != nil {
+				t.Fatal(err)
+			}
+			subject, _ := routing.SubjectFor(routing.AGUI, "alice", "STEP_STARTED")
+			var after bus.Ack
+			for {
+				if after, err = b.Publish(ctx, subject, []byte(`{"i":2}`), "after"); err == nil {
+					break
+				}
+				if ctx.Err() != nil {
+					t.Fatalf("no publish after the restart: %v", err)
+				}
+				time.Sleep(50 * time.Millisecond) // the Bus tries to reconnect every 250 ms
+			}
+			ev, err := f.Next(ctx)
+			if err != nil || ev.Cursor.Seq != after.Seq {
+				t.Fatalf("after the outage: %+v, %v; want sequence %d", ev, err, after.Seq)
+			}
+		})
 	}
 }

@@ -183,8 +183,10 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 	info := stream.CachedInfo()
 	epoch := uint64(info.Created.UnixNano())
 	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects:    filters,
-		DeliverPolicy:     jetstream.DeliverNewPolicy,
+		FilterSubjects: filters,
+		// What is new from here, as a sequence (see newFrom).
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       newFrom(info),
 		InactiveThreshold: b.cfg.InactiveThreshold,
 		MaxResetAttempts:  maxResets,
 		NamePrefix:        "sse-" + nuid.Next(),
@@ -234,7 +236,7 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 		}
 		// Joined before any catch-up consumer exists, so every event stored from here on
 		// reaches the feed, and the catch-up hands over without a gap.
-		live := cfg.DeliverPolicy == jetstream.DeliverNewPolicy
+		live := sub.Cursor == nil && sub.Since.IsZero() && snapshot == nil
 		f.h = h
 		s := f.join(tok, sub.Types, live)
 		if live {
@@ -260,6 +262,14 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 		return err
 	})
 	return f, nil
+}
+
+// newFrom is the sequence of the next event the stream will store. A consumer of new events
+// starts there rather than with DeliverNewPolicy: an ordered consumer recreated before it has
+// delivered anything (its NATS node went away) applies its policy again, and "new" would then
+// skip what was stored in between.
+func newFrom(info *jetstream.StreamInfo) uint64 {
+	return info.State.LastSeq + 1
 }
 
 // newFeed makes an empty feed that ends when ctx does, and lists it for endFeeds.

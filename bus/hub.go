@@ -80,7 +80,8 @@ func (b *Bus) hubFor(ctx context.Context, stream string, epoch uint64) (*hub, er
 		return nil, b.wrap("stream "+stream, err)
 	}
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy:     jetstream.DeliverNewPolicy,
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       newFrom(s.CachedInfo()),
 		InactiveThreshold: b.cfg.InactiveThreshold,
 		MaxResetAttempts:  maxResets,
 		NamePrefix:        HubConsumerPrefix + nuid.Next(),

@@ -123,9 +123,9 @@ func checkSteps(t *testing.T, got []int, from, want int) {
 	}
 }
 
-// sharedConsumerNode returns the index of the NATS node that holds the oldest shared-feed
-// consumer on the AGUI stream.
-func sharedConsumerNode(t *testing.T, urls string) int {
+// sharedConsumer finds the one shared-feed consumer on the AGUI stream whose name starts with
+// prefix, and returns its name and the index of the NATS node that holds it.
+func sharedConsumer(t *testing.T, urls, prefix string) (name string, node int) {
 	t.Helper()
 	nc, err := nats.Connect(urls)
 	if err != nil {
@@ -139,21 +139,20 @@ func sharedConsumerNode(t *testing.T, urls string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var oldest *jetstream.ConsumerInfo
+	var found []*jetstream.ConsumerInfo
 	list := s.ListConsumers(ctx)
 	for info := range list.Info() {
-		if strings.HasPrefix(info.Name, bus.HubConsumerPrefix) && (oldest == nil || info.Created.Before(oldest.Created)) {
-			oldest = info
+		if strings.HasPrefix(info.Name, prefix) {
+			found = append(found, info)
 		}
 	}
-	if list.Err() != nil || oldest == nil || oldest.Cluster == nil {
-		t.Fatalf("no shared consumer found (%v)", list.Err())
+	if list.Err() != nil || len(found) != 1 || found[0].Cluster == nil {
+		t.Fatalf("want one consumer named %s*, found %d (%v)", prefix, len(found), list.Err())
 	}
-	var node int
-	if _, err := fmt.Sscanf(oldest.Cluster.Leader, "n%d", &node); err != nil {
-		t.Fatalf("shared consumer %s is on %q", oldest.Name, oldest.Cluster.Leader)
+	if _, err := fmt.Sscanf(found[0].Cluster.Leader, "n%d", &node); err != nil {
+		t.Fatalf("consumer %s is on %q", found[0].Name, found[0].Cluster.Leader)
 	}
-	return node
+	return found[0].Name, node
 }
 
 // TestCluster runs two eventsd nodes on a three-node NATS cluster with R3 streams.
@@ -168,6 +167,27 @@ func TestCluster(t *testing.T) {
 	admin, _ := auth.Mint([]byte("cluster-secret"), "root", []string{auth.RoleAdmin}, time.Hour)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+
+	// B's shared consumer: an ordered consumer, named <prefix>_<n> for its n-th creation.
+	var bShared string
+
+	t.Run("a NATS node stops before a shared consumer's first event", func(t *testing.T) {
+		next, body := stream(t, b.httpURL, tok, "")
+		defer body.Close()
+		// Only B has a stream, so the stream's only shared consumer is B's.
+		name, node := sharedConsumer(t, cluster.URLs(), bus.HubConsumerPrefix)
+		bShared = name[:strings.LastIndexByte(name, '_')+1]
+		cluster.Stop(node)
+		defer cluster.Start(node)
+		// Stored while the consumer is gone, before it has delivered anything: recreated, it
+		// must start where it began, not at what is new by then.
+		if err := publishEvent(ctx, a.httpURL, tok, -1); err != nil {
+			t.Fatal(err)
+		}
+		if f := next(); !strings.Contains(f.Data, `"stepName":"-1"`) {
+			t.Fatalf("B streamed %+v, want step -1", f)
+		}
+	})
 
 	var helloID string // the steps below come after it
 	t.Run("published on A reaches B, and both count connections", func(t *testing.T) {
@@ -244,7 +264,7 @@ func TestCluster(t *testing.T) {
 
 	t.Run("a NATS node stops while events flow", func(t *testing.T) {
 		// The node that holds B's shared consumer, so that it has to be recreated elsewhere.
-		node := sharedConsumerNode(t, cluster.URLs())
+		_, node := sharedConsumer(t, cluster.URLs(), bShared)
 		flow(t, 0, 200, func() error { cluster.Stop(node); return nil })
 		cluster.Start(node)
 	})

@@ -42,7 +42,7 @@ type config struct {
 	replicas                                    int
 	maxConnsPerUser, maxConns, ingressRate      int
 	queue                                       int
-	inactiveThreshold                           time.Duration
+	inactiveThreshold, natsGrace                time.Duration
 	delivery                                    string
 }
 
@@ -84,6 +84,7 @@ func flags(c *config) []cli.Flag {
 		integer("ingress-rate", 100, "publishes per second per user (0: no limit)", &c.ingressRate),
 		str("delivery", "shared", "where live events come from: shared (one JetStream consumer per stream and node, fanned out in process) or consumer (one per connection)", &c.delivery),
 		integer("queue", 1024, "events queued for one stream on the shared path; a client that falls further behind is cut off and resumes by cursor", &c.queue),
+		dur("nats-grace", 2*time.Second, "how long NATS may be away before open streams end (their clients resume by id); a failover within a NATS cluster inside it goes unseen", &c.natsGrace),
 		dur("inactive-threshold", 10*time.Second, "the server removes a stream's consumer this long after its eventsd stopped asking (if it died)", &c.inactiveThreshold),
 	}
 }
@@ -166,7 +167,7 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 			CredsFile: c.natsCreds, NkeyFile: c.natsNkey, User: c.natsUser, Password: c.natsPassword,
 			TLSCA: c.natsTLSCA, TLSCert: c.natsTLSCert, TLSKey: c.natsTLSKey,
 		},
-		InactiveThreshold: c.inactiveThreshold, Delivery: c.delivery, Queue: c.queue,
+		InactiveThreshold: c.inactiveThreshold, OutageGrace: c.natsGrace, Delivery: c.delivery, Queue: c.queue,
 	})
 	if err != nil {
 		return nil, err

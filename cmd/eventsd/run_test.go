@@ -59,8 +59,8 @@ func stream(t *testing.T, url, tok, lastID string) (next func() sse.Frame, body 
 				return sse.Frame{}
 			}
 			return f
-		case <-time.After(10 * time.Second):
-			t.Fatal("no frame in 10s")
+		case <-time.After(30 * time.Second):
+			t.Fatal("no frame in 30 s")
 			return sse.Frame{}
 		}
 	}, resp.Body
