@@ -114,6 +114,7 @@ func TestPublishAndTail(t *testing.T) {
 		{"publish", "--server", p.URL, "--token", "bad", "--channel", "agui", "--user", "alice", "--type", "X"},
 		{"publish", "--server", p.URL, "--token", tok, "--channel", "agui", "--user", "bob", "--type", "X"},
 		{"tail", "--server", p.URL, "--token", tok, "--channel", "agui", "--last-event-id", "nope"},
+		{"tail", "--server", p.URL, "--token", tok, "--channel", "agui", "--since", "-1h"},
 	} {
 		if out, err := ctl(t, bad...); err == nil {
 			t.Errorf("eventsctl %v = %q, want an error", bad, out)
@@ -276,9 +277,20 @@ func TestBench(t *testing.T) {
 			t.Fatalf("bench line %q: %+v, %v", line, r, err)
 		}
 	}
-	for _, bad := range [][]string{{"--via", "carrier-pigeon"}, {"--scenario", "everything"}} {
-		if out, err := ctl(t, append(base, bad...)...); err == nil {
-			t.Errorf("eventsctl bench %v = %q, want an error", bad, out)
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--via", "carrier-pigeon"}, `--via "carrier-pigeon": want nats or http`},
+		{[]string{"--scenario", "fanout,everything"}, `--scenario: unknown scenario "everything"`},
+		{[]string{"--conns", "-5"}, "--conns -5: want 1 or more"},
+		{[]string{"--events", "0"}, "--events 0: want 1 or more"},
+		{[]string{"--window", "0"}, "--window 0: want 1 or more"},
+		{[]string{"--rate", "-1"}, "--rate -1: want 0 or more"},
+		{[]string{"--timeout", "0s"}, "--timeout 0s: want a positive duration"},
+	} {
+		if out, err := ctl(t, append(base, bad.args...)...); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("eventsctl bench %v = %q, %v; want the error %q", bad.args, out, err, bad.want)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -34,8 +35,8 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per scenario", EnvVars: env("json")},
 		}, secretFlags()...),
 		Action: func(c *cli.Context) error {
-			if via := c.String("via"); via != bench.ViaNATS && via != bench.ViaHTTP {
-				return fmt.Errorf("--via %q: want nats or http", via)
+			if err := checkBench(c); err != nil {
+				return err
 			}
 			secret, err := secretOf(c)
 			if err != nil {
@@ -73,8 +74,6 @@ func benchCommand() *cli.Command {
 				case "context":
 					a, x, e := cfg.Context(c.Context, events, max(rate, 200))
 					rs, err = []bench.Result{a, x}, e
-				default:
-					return fmt.Errorf("unknown scenario %q: want fanout, users, replay, context, idle or churn", s)
 				}
 				finish()
 				if err != nil {
@@ -101,6 +100,33 @@ func benchCommand() *cli.Command {
 			return w.Flush()
 		},
 	}
+}
+
+// scenarios are the names --scenario takes.
+var scenarios = []string{"fanout", "users", "replay", "context", "idle", "churn"}
+
+// checkBench refuses flags that cannot make a run, before anything connects.
+func checkBench(c *cli.Context) error {
+	for _, s := range strings.Split(c.String("scenario"), ",") {
+		if !slices.Contains(scenarios, s) {
+			return fmt.Errorf("--scenario: unknown scenario %q: want %s", s, strings.Join(scenarios, ", "))
+		}
+	}
+	if via := c.String("via"); via != bench.ViaNATS && via != bench.ViaHTTP {
+		return fmt.Errorf("--via %q: want nats or http", via)
+	}
+	for _, f := range []struct {
+		flag string
+		min  int
+	}{{"conns", 1}, {"events", 1}, {"window", 1}, {"rate", 0}} {
+		if v := c.Int(f.flag); v < f.min {
+			return fmt.Errorf("--%s %d: want %d or more", f.flag, v, f.min)
+		}
+	}
+	if d := c.Duration("timeout"); d <= 0 {
+		return fmt.Errorf("--timeout %s: want a positive duration", d)
+	}
+	return nil
 }
 
 // showProgress gives cfg a progress bar for the scenario on w when w is a terminal; finish

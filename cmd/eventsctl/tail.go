@@ -38,6 +38,9 @@ func tailCommand(s stdio) *cli.Command {
 			if err != nil {
 				return err
 			}
+			if since := c.Duration("since"); since < 0 {
+				return fmt.Errorf("--since %s: want a duration of 0 or more (how long ago)", since)
+			}
 			t := tailer{
 				url:    streamURL(c.String("server"), ch, c.String("types"), c.Duration("since"), c.Bool("all-users")),
 				token:  c.String("token"),

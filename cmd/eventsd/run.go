@@ -89,6 +89,33 @@ func flags(c *config) []cli.Flag {
 	}
 }
 
+// check refuses a setting that cannot work, naming its flag, before anything starts.
+func (c config) check() error {
+	for _, r := range []struct {
+		flag  string
+		value any
+		ok    bool
+		want  string
+	}{
+		{"heartbeat", c.heartbeat, c.heartbeat > 0, "a positive duration"},
+		{"retention", c.retention, c.retention > 0, "a positive duration"},
+		{"write-timeout", c.writeTimeout, c.writeTimeout > 0, "a positive duration"},
+		{"nats-grace", c.natsGrace, c.natsGrace > 0, "a positive duration"},
+		{"inactive-threshold", c.inactiveThreshold, c.inactiveThreshold > 0, "a positive duration"},
+		{"max-body", c.maxBody, c.maxBody > 0, "a positive number of bytes"},
+		{"queue", c.queue, c.queue > 0, "a positive number of events"},
+		{"replicas", c.replicas, c.replicas >= 1 && c.replicas <= 5, "1 to 5 (JetStream's range)"},
+		{"max-conns", c.maxConns, c.maxConns >= 0, "0 (no limit) or more"},
+		{"max-conns-per-user", c.maxConnsPerUser, c.maxConnsPerUser >= 0, "0 (no limit) or more"},
+		{"ingress-rate", c.ingressRate, c.ingressRate >= 0, "0 (no limit) or more"},
+	} {
+		if !r.ok {
+			return fmt.Errorf("--%s %v: want %s", r.flag, r.value, r.want)
+		}
+	}
+	return nil
+}
+
 // run parses args and serves until ctx is done.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c config
@@ -100,6 +127,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Action: func(*cli.Context) error {
+			if err := c.check(); err != nil {
+				return err
+			}
 			d, err := start(ctx, c, stdout, stderr)
 			if err != nil {
 				return err

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -175,6 +176,35 @@ func TestRun(t *testing.T) {
 	} {
 		if err := run(context.Background(), args, io.Discard, io.Discard); err == nil {
 			t.Errorf("run(%v) = nil, want an error", args)
+		}
+	}
+}
+
+// TestRunRefusesBadSettings: a setting that cannot work is refused with its flag named, before
+// anything listens (the data directory stays empty).
+func TestRunRefusesBadSettings(t *testing.T) {
+	for _, tt := range []struct{ flag, value, want string }{
+		{"--heartbeat", "-1s", "--heartbeat -1s: want a positive duration"},
+		{"--heartbeat", "0", "--heartbeat 0s: want a positive duration"},
+		{"--retention", "-1h", "--retention -1h0m0s: want a positive duration"},
+		{"--write-timeout", "0s", "--write-timeout 0s: want a positive duration"},
+		{"--nats-grace", "-2s", "--nats-grace -2s: want a positive duration"},
+		{"--inactive-threshold", "0s", "--inactive-threshold 0s: want a positive duration"},
+		{"--max-body", "0", "--max-body 0: want a positive number of bytes"},
+		{"--queue", "-5", "--queue -5: want a positive number of events"},
+		{"--replicas", "0", "--replicas 0: want 1 to 5 (JetStream's range)"},
+		{"--replicas", "7", "--replicas 7: want 1 to 5 (JetStream's range)"},
+		{"--max-conns", "-1", "--max-conns -1: want 0 (no limit) or more"},
+		{"--max-conns-per-user", "-1", "--max-conns-per-user -1: want 0 (no limit) or more"},
+		{"--ingress-rate", "-3", "--ingress-rate -3: want 0 (no limit) or more"},
+	} {
+		dir := t.TempDir()
+		err := run(context.Background(), []string{"eventsd", "--data-dir", dir, "--nats-listen", "0", "--listen", "127.0.0.1:0", tt.flag, tt.value}, io.Discard, io.Discard)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%s %s: %v, want %q", tt.flag, tt.value, err, tt.want)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+			t.Errorf("%s %s: the data directory holds %d entries, want none", tt.flag, tt.value, len(entries))
 		}
 	}
 }
