@@ -185,7 +185,7 @@ func (h *Handler) connections(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	answers, err := h.cfg.Broker.GatherConnections(ctx, h.cfg.PeerWait)
 	if err != nil {
-		writeError(w, statusOf(err), err.Error(), "")
+		writeFailure(w, err, "")
 		return
 	}
 	total, users := 0, map[string]int{}
@@ -239,6 +239,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeFailure answers an error from the layers below with its status. While NATS is away
+// (503) it asks the client to retry after a second: NATS reconnects every 250 ms, and a
+// failover within a cluster takes about that long.
+func writeFailure(w http.ResponseWriter, err error, field string) {
+	status := statusOf(err)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeError(w, status, err.Error(), field)
 }
 
 // statusOf picks the HTTP status for an error from the layers below.

@@ -71,14 +71,14 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, webhook bool) {
 			writeError(w, http.StatusBadRequest, fe.Msg, fe.Field)
 			return
 		}
-		writeError(w, statusOf(err), err.Error(), "")
+		writeFailure(w, err, "")
 		return
 	}
 	ack, err := h.cfg.Broker.Publish(r.Context(), subject, body, r.Header.Get("Idempotency-Key"))
 	if err != nil {
 		h.cfg.Metrics.Published(channel, "failed", 0)
 		h.log.Warn("publish failed", "subject", subject, "err", err)
-		writeError(w, statusOf(err), err.Error(), "")
+		writeFailure(w, err, "")
 		return
 	}
 	h.cfg.Metrics.Published(channel, "published", h.now().Sub(start))

@@ -40,7 +40,7 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, bus.ErrCursorAhead) {
 			field = "last_event_id"
 		}
-		writeError(w, statusOf(err), err.Error(), field)
+		writeFailure(w, err, field)
 		return
 	}
 	h.cfg.Metrics.StreamOpened(sub.Channel)

@@ -226,7 +226,7 @@ func assertMetrics(t *testing.T, url string, lines []string) {
 }
 
 // TestNATSOutage takes NATS away under a running eventsd: open streams end, /readyz and
-// ingress answer 503, and all recovers by itself when NATS is back; the client resumes by id.
+// ingress answer 503 (Retry-After 1), and all recovers by itself when NATS is back; the client resumes by id.
 func TestNATSOutage(t *testing.T) {
 	store := t.TempDir()
 	ns, err := embedded.Start(embedded.Options{StoreDir: store})
@@ -244,6 +244,7 @@ func TestNATSOutage(t *testing.T) {
 	defer d.shutdown()
 	secret, _ := auth.LoadSecret(c.dataDir)
 	tok, _ := auth.Mint(secret, "alice", nil, time.Hour)
+	var retryAfter string // of the last answer
 	status := func(method, path, body string) int {
 		req, _ := http.NewRequest(method, d.httpURL+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -253,6 +254,7 @@ func TestNATSOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
+		retryAfter = resp.Header.Get("Retry-After")
 		return resp.StatusCode
 	}
 	waitStatus := func(what, method, path, body string, want int) {
@@ -276,11 +278,11 @@ func TestNATSOutage(t *testing.T) {
 	}
 	body.Close()
 	waitStatus("NATS down", "GET", "/readyz", "", http.StatusServiceUnavailable)
-	if got := status("POST", "/api/v1/events/agui", ev); got != http.StatusServiceUnavailable {
-		t.Fatalf("ingress with NATS down: %d, want 503", got)
+	if got := status("POST", "/api/v1/events/agui", ev); got != http.StatusServiceUnavailable || retryAfter != "1" {
+		t.Fatalf("ingress with NATS down: %d, Retry-After %q; want 503, 1", got, retryAfter)
 	}
-	if got := status("GET", "/api/v1/stream/agui", ""); got != http.StatusServiceUnavailable {
-		t.Fatalf("stream with NATS down: %d, want 503", got)
+	if got := status("GET", "/api/v1/stream/agui", ""); got != http.StatusServiceUnavailable || retryAfter != "1" {
+		t.Fatalf("stream with NATS down: %d, Retry-After %q; want 503, 1", got, retryAfter)
 	}
 
 	ns, err = embedded.Start(embedded.Options{Port: port, StoreDir: store})
