@@ -50,8 +50,9 @@ type Config struct {
 	// further behind is cut off and resumes by cursor. Default 1024.
 	Queue int
 	// OutageGrace is how long NATS may be away before every open feed ends, for its client to
-	// resume by cursor elsewhere. Consumers pick up where they were after a reconnect, so a
-	// failover to another server of a cluster within it goes unseen by clients. Default 2s.
+	// resume by cursor elsewhere; until then Publish and Subscribe wait for it to come back.
+	// Consumers pick up where they were after a reconnect, so a failover to another server of a
+	// cluster within it goes unseen by clients. Default 2s.
 	OutageGrace time.Duration
 	// MaxCreating bounds the consumer creations in flight at once; more wait their turn, so a
 	// reconnect storm cannot overflow the server's JetStream API queue. Default 64.
@@ -121,6 +122,7 @@ type Bus struct {
 	mu     sync.Mutex
 	feeds  map[*Feed]struct{} // open feeds, ended when NATS stays away
 	outage *time.Timer        // set while NATS is away: it ends the feeds after the grace period
+	away   time.Time          // when NATS went away, while it is
 	closed bool               // Close has begun: no outage timer starts
 
 	hubsMu sync.Mutex
@@ -280,7 +282,7 @@ type Ack struct {
 // Publish stores one event on subject. A non-empty msgID de-duplicates retries within the
 // streams' duplicate window.
 func (b *Bus) Publish(ctx context.Context, subject string, data []byte, msgID string) (Ack, error) {
-	if !b.Connected() {
+	if !b.connected(ctx) {
 		return Ack{}, fmt.Errorf("%w: publish %s: not connected", ErrUnavailable, subject)
 	}
 	var opts []jetstream.PublishOpt
@@ -310,6 +312,7 @@ func (b *Bus) outageBegan() {
 	defer b.mu.Unlock()
 	if b.outage == nil && !b.closed {
 		b.outage = time.AfterFunc(b.cfg.OutageGrace, b.endFeeds)
+		b.away = time.Now()
 	}
 }
 
@@ -319,8 +322,39 @@ func (b *Bus) outageEnded() {
 	defer b.mu.Unlock()
 	if b.outage != nil {
 		b.outage.Stop()
-		b.outage = nil
+		b.outage, b.away = nil, time.Time{}
 	}
+}
+
+// connected reports whether NATS is connected, waiting for it to come back while it has been
+// away for less than the grace period: a publish or a new stream during a failover to another
+// server of the cluster goes through rather than failing.
+func (b *Bus) connected(ctx context.Context) bool {
+	if b.Connected() {
+		return true
+	}
+	if b.nc.IsClosed() {
+		return false
+	}
+	back := b.nc.StatusChanged(nats.CONNECTED)
+	defer b.nc.RemoveStatusListener(back)
+	if b.Connected() { // it came back before back was listening
+		return true
+	}
+	b.mu.Lock()
+	since := b.away
+	b.mu.Unlock()
+	if since.IsZero() { // the disconnect is not handled yet: it has only just happened
+		since = time.Now()
+	}
+	grace := time.NewTimer(time.Until(since.Add(b.cfg.OutageGrace)))
+	defer grace.Stop()
+	select {
+	case <-back:
+	case <-grace.C:
+	case <-ctx.Done():
+	}
+	return b.Connected()
 }
 
 // endFeeds ends every open feed with ErrUnavailable: NATS has been away for the grace period,

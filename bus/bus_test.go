@@ -336,9 +336,10 @@ func TestFeedThatFallsBehind(t *testing.T) {
 	}
 }
 
-// TestFeedOutlivesShortOutage: NATS restarts within the grace period; the open feeds, one live
-// on the shared feed and one with a consumer of its own, go on without a gap once their
-// consumers (held in the server's memory, so gone) are recreated.
+// TestFeedOutlivesShortOutage: NATS restarts within the grace period. A publish made while it
+// is away waits and is stored, and the open feed (live on the shared feed, or with a consumer of
+// its own) goes on without a gap once its consumer (held in the server's memory, so gone) is
+// recreated.
 func TestFeedOutlivesShortOutage(t *testing.T) {
 	for _, mode := range []string{bus.DeliveryShared, bus.DeliveryConsumer} {
 		t.Run(mode, func(t *testing.T) {
@@ -370,20 +371,28 @@ func TestFeedOutlivesShortOutage(t *testing.T) {
 
 			port, _ := strconv.Atoi(srv.ClientURL()[strings.LastIndexByte(srv.ClientURL(), ':')+1:])
 			srv.Shutdown()
+			for b.Connected() { // until the Bus has seen NATS go
+				time.Sleep(10 * time.Millisecond)
+			}
+			// A publish while NATS is away waits for it, within the grace period.
+			subject, _ := routing.SubjectFor(routing.AGUI, "alice", "STEP_STARTED")
+			type published struct {
+				ack bus.Ack
+				err error
+			}
+			done := make(chan published, 1)
+			go func() {
+				ack, err := b.Publish(ctx, subject, []byte(`{"i":2}`), "")
+				done <- published{ack, err}
+			}()
 			if srv, err = embedded.Start(embedded.Options{Port: port, StoreDir: store}); err != nil {
 				t.Fatal(err)
 			}
-			subject, _ := routing.SubjectFor(routing.AGUI, "alice", "STEP_STARTED")
-			var after bus.Ack
-			for {
-				if after, err = b.Publish(ctx, subject, []byte(`{"i":2}`), "after"); err == nil {
-					break
-				}
-				if ctx.Err() != nil {
-					t.Fatalf("no publish after the restart: %v", err)
-				}
-				time.Sleep(50 * time.Millisecond) // the Bus tries to reconnect every 250 ms
+			p := <-done
+			if p.err != nil {
+				t.Fatalf("publish during the outage: %v, want it stored once NATS is back", p.err)
 			}
+			after := p.ack
 			ev, err := f.Next(ctx)
 			if err != nil || ev.Cursor.Seq != after.Seq {
 				t.Fatalf("after the outage: %+v, %v; want sequence %d", ev, err, after.Seq)

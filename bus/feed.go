@@ -143,7 +143,7 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 	if err != nil {
 		return nil, err
 	}
-	if !b.Connected() {
+	if !b.connected(ctx) {
 		return nil, fmt.Errorf("%w: subscribe: not connected", ErrUnavailable)
 	}
 	filters, err := sub.Filters()
