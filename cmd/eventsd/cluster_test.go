@@ -123,8 +123,9 @@ func checkSteps(t *testing.T, got []int, from, want int) {
 	}
 }
 
-// sharedConsumer finds the one shared-feed consumer on the AGUI stream whose name starts with
-// prefix, and returns its name and the index of the NATS node that holds it.
+// sharedConsumer finds the newest shared-feed consumer on the AGUI stream whose name starts
+// with prefix (an ordered consumer that was recreated may leave its old self behind for a
+// while), and returns its name and the index of the NATS node that holds it.
 func sharedConsumer(t *testing.T, urls, prefix string) (name string, node int) {
 	t.Helper()
 	nc, err := nats.Connect(urls)
@@ -139,20 +140,20 @@ func sharedConsumer(t *testing.T, urls, prefix string) (name string, node int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var found []*jetstream.ConsumerInfo
+	var newest *jetstream.ConsumerInfo
 	list := s.ListConsumers(ctx)
 	for info := range list.Info() {
-		if strings.HasPrefix(info.Name, prefix) {
-			found = append(found, info)
+		if strings.HasPrefix(info.Name, prefix) && (newest == nil || info.Created.After(newest.Created)) {
+			newest = info
 		}
 	}
-	if list.Err() != nil || len(found) != 1 || found[0].Cluster == nil {
-		t.Fatalf("want one consumer named %s*, found %d (%v)", prefix, len(found), list.Err())
+	if list.Err() != nil || newest == nil || newest.Cluster == nil {
+		t.Fatalf("no consumer named %s* found (%v)", prefix, list.Err())
 	}
-	if _, err := fmt.Sscanf(found[0].Cluster.Leader, "n%d", &node); err != nil {
-		t.Fatalf("consumer %s is on %q", found[0].Name, found[0].Cluster.Leader)
+	if _, err := fmt.Sscanf(newest.Cluster.Leader, "n%d", &node); err != nil {
+		t.Fatalf("consumer %s is on %q", newest.Name, newest.Cluster.Leader)
 	}
-	return found[0].Name, node
+	return newest.Name, node
 }
 
 // TestCluster runs two eventsd nodes on a three-node NATS cluster with R3 streams.
