@@ -302,8 +302,13 @@ func (f *Feed) start(fn func(ctx context.Context) error) {
 func (f *Feed) join(token string, types []string, live bool) *hubSub {
 	s := &hubSub{token: token, types: types, feed: f, live: live}
 	f.h.mu.Lock()
+	defer f.h.mu.Unlock()
+	if live { // what was stored before it joined is not the feed's
+		f.q.mu.Lock()
+		f.q.last = max(f.q.last, f.h.head)
+		f.q.mu.Unlock()
+	}
 	f.h.add(s)
-	f.h.mu.Unlock()
 	return s
 }
 

@@ -47,6 +47,9 @@ type hub struct {
 	mu    sync.Mutex
 	subs  map[string][]*hubSub // by user token; "*" for all-users subscriptions
 	dead  bool                 // its consumer stopped: its feeds end, a new hub replaces it
+	// head is the stream's last sequence as the hub last heard it: what a feed that joins live
+	// now does not get, even from a hub still behind after its consumer was recreated.
+	head uint64
 }
 
 // hubSub is one feed's place on a hub.
@@ -131,7 +134,7 @@ func (h *hub) run(ctx context.Context, it jetstream.MessagesContext) error {
 		if err != nil {
 			continue
 		}
-		h.dispatch(msg.Subject(), msg.Data(), meta.Sequence.Stream)
+		h.dispatch(msg.Subject(), msg.Data(), meta.Sequence.Stream, meta.NumPending)
 	}
 }
 
@@ -145,10 +148,12 @@ func tokenAndType(subject string) (string, string) {
 	return subject[j+1 : i], subject[i+1:]
 }
 
-func (h *hub) dispatch(subject string, data []byte, seq uint64) {
+// dispatch hands event seq to its user's feeds; pending more events are stored after it.
+func (h *hub) dispatch(subject string, data []byte, seq, pending uint64) {
 	tok, typ := tokenAndType(subject)
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.head = max(h.head, seq+pending)
 	mine, all := h.subs[tok], h.subs["*"]
 	if len(mine)+len(all) == 0 {
 		return

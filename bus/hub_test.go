@@ -28,7 +28,7 @@ func BenchmarkHubDispatch(b *testing.B) {
 			data := []byte(`{"type":"TEXT_MESSAGE_CONTENT","timestamp":1776680130123,"messageId":"m","delta":"hi"}`)
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
-				h.dispatch("agui.alice.TEXT_MESSAGE_CONTENT", data, uint64(i+1))
+				h.dispatch("agui.alice.TEXT_MESSAGE_CONTENT", data, uint64(i+1), 0)
 				for _, f := range feeds {
 					<-f.Ready()
 					buf, _ = f.Take(buf[:0], 1)
@@ -45,21 +45,41 @@ func TestGoLiveAheadOfHub(t *testing.T) {
 	h := &hub{limit: 16, subs: map[string][]*hubSub{}}
 	f := &Feed{q: newQueue(), h: h}
 	s := f.join("alice", nil, false)
-	h.dispatch("agui.alice.STEP_STARTED", []byte(`{}`), 4) // held while the feed catches up
+	h.dispatch("agui.alice.STEP_STARTED", []byte(`{}`), 4, 0) // held while the feed catches up
 	if !h.goLive(s, 10) {
 		t.Fatal("the hub dropped a feed holding one event")
 	}
 	for seq := range uint64(13) {
-		h.dispatch("agui.alice.STEP_STARTED", []byte(`{}`), seq)
+		h.dispatch("agui.alice.STEP_STARTED", []byte(`{}`), seq, 0)
 	}
+	if got := taken(f); got != "[11 12]" {
+		t.Fatalf("after catching up to 10 the feed got %v, want [11 12]", got)
+	}
+}
+
+// TestJoinLiveBehindHub: a feed that joins live gets nothing stored before it joined, even from
+// a hub still behind (it has delivered 5 of the 15 events the stream held).
+func TestJoinLiveBehindHub(t *testing.T) {
+	h := &hub{limit: 64, subs: map[string][]*hubSub{}}
+	h.dispatch("agui.bob.STEP_STARTED", []byte(`{}`), 5, 10)
+	f := &Feed{q: newQueue(), h: h}
+	f.join("alice", nil, true)
+	for seq := range uint64(18) {
+		h.dispatch("agui.alice.STEP_STARTED", []byte(`{}`), seq, 0)
+	}
+	if got := taken(f); got != "[16 17]" {
+		t.Fatalf("joined when the stream held 15 events, the feed got %v, want [16 17]", got)
+	}
+}
+
+// taken takes every event waiting on f and lists their sequences.
+func taken(f *Feed) string {
 	evs, _ := f.Take(nil, 100)
 	var got []uint64
 	for _, ev := range evs {
 		got = append(got, ev.Cursor.Seq)
 	}
-	if fmt.Sprint(got) != "[11 12]" {
-		t.Fatalf("after catching up to 10 the feed got %v, want [11 12]", got)
-	}
+	return fmt.Sprint(got)
 }
 
 func TestTokenAndType(t *testing.T) {
