@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -369,7 +368,7 @@ func TestFeedOutlivesShortOutage(t *testing.T) {
 				t.Fatalf("before the outage: sequence %d, want %d", ev.Cursor.Seq, before.Seq)
 			}
 
-			port, _ := strconv.Atoi(srv.ClientURL()[strings.LastIndexByte(srv.ClientURL(), ':')+1:])
+			port := srv.Port()
 			srv.Shutdown()
 			for b.Connected() { // until the Bus has seen NATS go
 				time.Sleep(10 * time.Millisecond)

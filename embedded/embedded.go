@@ -5,6 +5,7 @@ package embedded
 import (
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -70,6 +71,12 @@ func Start(o Options) (*Server, error) {
 // ClientURL is the nats:// URL clients connect to.
 func (s *Server) ClientURL() string {
 	return s.ns.ClientURL()
+}
+
+// Port is the port it listens on for clients: the one it picked when Options.Port was 0, for
+// starting it again on the same address.
+func (s *Server) Port() int {
+	return s.ns.Addr().(*net.TCPAddr).Port
 }
 
 // Shutdown stops the server and waits until it has stopped.

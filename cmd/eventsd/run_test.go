@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -233,8 +231,7 @@ func TestNATSOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, _ := url.Parse(ns.ClientURL())
-	port, _ := strconv.Atoi(u.Port())
+	port := ns.Port()
 	c := testConfig(t.TempDir())
 	c.natsURL = ns.ClientURL()
 	d, err := start(context.Background(), c, io.Discard, io.Discard)
