@@ -304,9 +304,7 @@ func (f *Feed) join(token string, types []string, live bool) *hubSub {
 	f.h.mu.Lock()
 	defer f.h.mu.Unlock()
 	if live { // what was stored before it joined is not the feed's
-		f.q.mu.Lock()
-		f.q.last = max(f.q.last, f.h.head)
-		f.q.mu.Unlock()
+		f.q.pass(f.h.head)
 	}
 	f.h.add(s)
 	return s

@@ -237,11 +237,11 @@ func (h *hub) goLive(s *hubSub, seen uint64) bool {
 	if s.behind {
 		return false
 	}
-	q := s.feed.q
-	q.mu.Lock()
 	// The hub may be behind the catch-up consumer (its own consumer was being recreated, say):
 	// whatever it sends at or before seen, the feed has had already.
-	q.last = max(q.last, seen)
+	q := s.feed.q
+	q.pass(seen)
+	q.mu.Lock()
 	for _, ev := range s.held {
 		q.appendLocked(ev)
 	}

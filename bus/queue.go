@@ -93,6 +93,13 @@ func (q *queue) put(ctx context.Context, ev Event, limit int) error {
 	}
 }
 
+// pass records that the feed has had every event up to seq, so that none of them is queued.
+func (q *queue) pass(seq uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.last = max(q.last, seq)
+}
+
 // lastQueued returns the last sequence the feed has had.
 func (q *queue) lastQueued() uint64 {
 	q.mu.Lock()
