@@ -204,6 +204,14 @@ func (c Config) token(user string) (string, error) {
 	return auth.Mint(c.Secret, user, nil, time.Hour)
 }
 
+// newUser names a user of this scenario's run alone, so that no stored event of an earlier run
+// reaches its streams, and mints its token.
+func (c Config) newUser(scenario string) (user, tok string, err error) {
+	user = fmt.Sprintf("bench-%s-%d", scenario, time.Now().UnixNano())
+	tok, err = c.token(user)
+	return user, tok, err
+}
+
 // track reports the receivers' progress to c.Progress every 100ms until the returned stop.
 func (c Config) track(rs []*receiver, want func(i int) int) (stop func()) {
 	if c.Progress == nil {
@@ -309,8 +317,7 @@ func (c Config) Fanout(ctx context.Context, conns, events, rate int) (Result, er
 	res := Result{Scenario: "fanout", Conns: conns, Events: events, Rate: rate}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	user := fmt.Sprintf("bench-fanout-%d", time.Now().UnixNano())
-	tok, err := c.token(user)
+	user, tok, err := c.newUser("fanout")
 	if err != nil {
 		return res, err
 	}
@@ -416,8 +423,7 @@ func (c Config) Replay(ctx context.Context, events int) (Result, error) {
 	res := Result{Scenario: "replay", Conns: 1, Events: events}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	user := fmt.Sprintf("bench-replay-%d", time.Now().UnixNano())
-	tok, err := c.token(user)
+	user, tok, err := c.newUser("replay")
 	if err != nil {
 		return res, err
 	}
@@ -485,8 +491,7 @@ func (c Config) Context(ctx context.Context, events, rate int) (agui, contexts R
 	contexts = Result{Scenario: "context/contexts", Conns: 1, Events: events, Rate: rate}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	user := fmt.Sprintf("bench-context-%d", time.Now().UnixNano())
-	tok, err := c.token(user)
+	user, tok, err := c.newUser("context")
 	if err != nil {
 		return agui, contexts, err
 	}

@@ -104,7 +104,7 @@ func (c Config) Churn(ctx context.Context, workers int, d time.Duration) (Result
 	res := Result{Scenario: "churn", Conns: workers}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	tok, err := c.token(fmt.Sprintf("churn-%d", time.Now().UnixNano()))
+	_, tok, err := c.newUser("churn")
 	if err != nil {
 		return res, err
 	}
