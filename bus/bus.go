@@ -63,17 +63,25 @@ type Config struct {
 	Metrics Metrics
 }
 
-// Metrics observes the cost of per-connection consumers. Methods must be safe for concurrent
-// use.
+// Metrics observes the cost of per-connection consumers and what the bus passes over. Methods
+// must be safe for concurrent use.
 type Metrics interface {
 	ConsumerCreated(took time.Duration)
 	ConsumerDeleted(took time.Duration)
+	// Skipped counts a stored event that no connection gets (reason "bad_subject",
+	// "not_json", ...), on the channel its stream serves.
+	Skipped(c routing.Channel, reason string)
+	// ViewSkipped counts an event a view projector passed over because it can never be
+	// applied (reason "too_large", "malformed", ...).
+	ViewSkipped(view, reason string)
 }
 
 type nopMetrics struct{}
 
-func (nopMetrics) ConsumerCreated(time.Duration) {}
-func (nopMetrics) ConsumerDeleted(time.Duration) {}
+func (nopMetrics) ConsumerCreated(time.Duration)   {}
+func (nopMetrics) ConsumerDeleted(time.Duration)   {}
+func (nopMetrics) Skipped(routing.Channel, string) {}
+func (nopMetrics) ViewSkipped(string, string)      {}
 
 // Auth is how eventsd proves itself to an external NATS server; empty fields are unused.
 type Auth struct {

@@ -26,6 +26,7 @@ type Prometheus struct {
 	heartbeats  *prometheus.CounterVec
 	consCreate  prometheus.Observer
 	consDelete  prometheus.Observer
+	viewSkipped *prometheus.CounterVec
 }
 
 var streamChannels = []routing.Channel{routing.AGUI, routing.A2A, routing.Contexts, routing.Analytics}
@@ -48,6 +49,8 @@ func New(connected func() bool) *Prometheus {
 		skipped:    f.counter("eventsd_events_skipped_total", "Stored events not written to a stream, by reason.", "channel", "reason"),
 		heartbeats: f.counter("eventsd_heartbeats_total", "Heartbeat frames written.", "channel"),
 		delivered:  map[routing.Channel]prometheus.Counter{},
+		viewSkipped: f.counter("eventsd_view_events_skipped_total",
+			"Events a view projector passed over because they can never be applied, by view and reason.", "view", "reason"),
 	}
 	deliveredVec := f.counter("eventsd_events_delivered_total", "Event frames written to SSE connections.", "channel")
 	for _, c := range streamChannels {
@@ -91,7 +94,7 @@ func (m *Prometheus) Delivered(c routing.Channel, n int) {
 	}
 }
 
-// Skipped implements sse.Metrics.
+// Skipped implements sse.Metrics and bus.Metrics.
 func (m *Prometheus) Skipped(c routing.Channel, reason string) {
 	m.skipped.WithLabelValues(string(c), reason).Inc()
 }
@@ -112,6 +115,11 @@ func (m *Prometheus) ConsumerCreated(took time.Duration) { m.consCreate.Observe(
 
 // ConsumerDeleted implements bus.Metrics.
 func (m *Prometheus) ConsumerDeleted(took time.Duration) { m.consDelete.Observe(took.Seconds()) }
+
+// ViewSkipped implements bus.Metrics.
+func (m *Prometheus) ViewSkipped(view, reason string) {
+	m.viewSkipped.WithLabelValues(view, reason).Inc()
+}
 
 // factory registers metric vectors on one registry.
 type factory struct{ reg prometheus.Registerer }
