@@ -123,17 +123,80 @@ func StreamFor(c Channel) (string, error) {
 // Protocol names the protocol of an event on the contexts stream, from its subject:
 // "agui", "a2a" or "system"; "" for a subject outside the contexts stream.
 func Protocol(subject string) string {
-	rest, ok := strings.CutPrefix(subject, "context.")
-	if !ok {
+	s, err := ParseSubject(subject)
+	if err != nil || !s.Fanned && s.Channel != System {
 		return ""
 	}
-	p, _, ok := strings.Cut(rest, ".")
-	if !ok {
-		return ""
+	return string(s.Channel)
+}
+
+// ErrInvalidSubject is returned for a subject that is not the subject of one user's event.
+var ErrInvalidSubject = errors.New("routing: invalid subject")
+
+// Subject is an event's subject taken apart.
+type Subject struct {
+	// Channel is the channel the event was published on: agui, a2a, system or analytics.
+	Channel Channel
+	// Token is the user token, canonical: UserFromToken accepts it.
+	Token string
+	// Type is the event type.
+	Type string
+	// Fanned is set for the context fan-in's copy of an AG-UI or A2A event
+	// (context.agui.<token>.<TYPE>, context.a2a.<token>.<TYPE>).
+	Fanned bool
+}
+
+// ParseSubject takes apart the subject of a stored event. It accepts exactly
+// <channel>.<user token>.<TYPE> as SubjectFor writes it, and the context fan-in's
+// context.agui.<token>.<TYPE> and context.a2a.<token>.<TYPE>; anything else (a missing or extra
+// token, a token UserToken would not write, a type that is not [A-Z0-9_]+) reaches no one, on
+// every delivery path.
+func ParseSubject(subject string) (Subject, error) {
+	var s Subject
+	rest := subject
+	switch {
+	case cutPrefix(&rest, "agui."):
+		s.Channel = AGUI
+	case cutPrefix(&rest, "a2a."):
+		s.Channel = A2A
+	case cutPrefix(&rest, "analytics."):
+		s.Channel = Analytics
+	case cutPrefix(&rest, "context.system."):
+		s.Channel = System
+	case cutPrefix(&rest, "context.agui."):
+		s.Channel, s.Fanned = AGUI, true
+	case cutPrefix(&rest, "context.a2a."):
+		s.Channel, s.Fanned = A2A, true
+	default:
+		return Subject{}, fmt.Errorf("%w %q: unknown prefix", ErrInvalidSubject, subject)
 	}
-	switch p {
-	case "agui", "a2a", "system":
-		return p
+	tok, typ, ok := strings.Cut(rest, ".")
+	if !ok || !canonicalToken(tok) || ValidateType(typ) != nil {
+		return Subject{}, fmt.Errorf("%w %q: want <channel>.<user token>.<TYPE>", ErrInvalidSubject, subject)
 	}
-	return ""
+	s.Token, s.Type = tok, typ
+	return s, nil
+}
+
+func cutPrefix(s *string, prefix string) bool {
+	rest, ok := strings.CutPrefix(*s, prefix)
+	if ok {
+		*s = rest
+	}
+	return ok
+}
+
+// Follows returns the channel an SSE client follows to get the events of a stream.
+func Follows(stream string) (Channel, error) {
+	switch stream {
+	case StreamAGUI:
+		return AGUI, nil
+	case StreamA2A:
+		return A2A, nil
+	case StreamContext:
+		return Contexts, nil
+	case StreamAnalytics:
+		return Analytics, nil
+	}
+	return "", fmt.Errorf("%w: no channel follows stream %q", ErrUnknownChannel, stream)
 }

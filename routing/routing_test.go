@@ -220,3 +220,46 @@ func BenchmarkCursor(b *testing.B) {
 		}
 	}
 }
+
+func TestParseSubject(t *testing.T) {
+	for _, tc := range []struct {
+		subject string
+		want    Subject
+	}{
+		{"agui.alice.RUN_STARTED", Subject{Channel: AGUI, Token: "alice", Type: "RUN_STARTED"}},
+		{"a2a.bob.TASK_SUBMITTED", Subject{Channel: A2A, Token: "bob", Type: "TASK_SUBMITTED"}},
+		{"analytics.alice.PAGE_VIEW", Subject{Channel: Analytics, Token: "alice", Type: "PAGE_VIEW"}},
+		{"context.system.alice.CONTEXT_CREATED", Subject{Channel: System, Token: "alice", Type: "CONTEXT_CREATED"}},
+		{"context.agui.alice.CUSTOM", Subject{Channel: AGUI, Token: "alice", Type: "CUSTOM", Fanned: true}},
+		{"context.a2a.~YWxpY2VAZXhhbXBsZS5jb20.AGENT_MESSAGE", Subject{Channel: A2A, Token: "~YWxpY2VAZXhhbXBsZS5jb20", Type: "AGENT_MESSAGE", Fanned: true}},
+	} {
+		got, err := ParseSubject(tc.subject)
+		if err != nil || got != tc.want {
+			t.Errorf("ParseSubject(%q) = %+v, %v, want %+v", tc.subject, got, err, tc.want)
+		}
+	}
+	for _, subject := range []string{
+		"", "agui", "agui.", "agui.CUSTOM", "agui.acme.alice.CUSTOM", "agui.alice.custom", "agui..CUSTOM",
+		"agui.alice.", "agui.*.CUSTOM", "agui.alice.>", "context.CUSTOM", "context.agui.CUSTOM",
+		"context.other.alice.CUSTOM", "context.system.a.b.CUSTOM", "runs.alice.CUSTOM",
+		"agui.~YWxpY2U.CUSTOM", // "alice" base64url: a plain id never takes the ~ form
+		"agui.~!!.CUSTOM", "agui.~.CUSTOM", "AGUI.alice.CUSTOM",
+	} {
+		if got, err := ParseSubject(subject); !errors.Is(err, ErrInvalidSubject) {
+			t.Errorf("ParseSubject(%q) = %+v, %v, want ErrInvalidSubject", subject, got, err)
+		}
+	}
+	// Every subject SubjectFor writes parses back to what it was made of.
+	for _, user := range []string{"alice", "alice@example.com", strings.Repeat("x", 65), "日本"} {
+		for _, c := range []Channel{AGUI, A2A, System, Analytics} {
+			subject, err := SubjectFor(c, user, "SOME_TYPE")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, _ := UserToken(user)
+			if got, err := ParseSubject(subject); err != nil || got != (Subject{Channel: c, Token: tok, Type: "SOME_TYPE"}) {
+				t.Errorf("ParseSubject(%q) = %+v, %v", subject, got, err)
+			}
+		}
+	}
+}

@@ -31,7 +31,7 @@ var Mappings = []Mapping{
 // StreamOptions are the operator's settings shared by every stream.
 type StreamOptions struct {
 	MaxAge       time.Duration // how long an event is kept; 0 for ever
-	MaxBytes     int64         // size limit per stream in bytes; 0 or less for none
+	MaxBytes     int64         // size limit per stream in bytes, oldest events discarded first; 0 or less for none
 	Replicas     int           // copies of each stream on a cluster
 	Duplicates   time.Duration // window in which Nats-Msg-Id de-duplicates
 	MaxConsumers int           // consumers per stream; one per open SSE connection
@@ -40,6 +40,7 @@ type StreamOptions struct {
 // DefaultStreamOptions are the settings used where the operator sets none.
 var DefaultStreamOptions = StreamOptions{
 	MaxAge:       24 * time.Hour,
+	MaxBytes:     1 << 30,
 	Replicas:     1,
 	Duplicates:   2 * time.Minute,
 	MaxConsumers: 100_000,
@@ -54,13 +55,15 @@ type StreamSpec struct {
 	StreamOptions
 }
 
-// Streams returns the four streams of the event plane with the given options.
+// Streams returns the four streams of the event plane with the given options. Each captures
+// only subjects of the form <channel>.<user token>.<TYPE>, so that a JetStream publish to any
+// other subject under a channel's prefix is refused rather than stored.
 func Streams(o StreamOptions) []StreamSpec {
 	return []StreamSpec{
-		{Name: StreamAGUI, Subjects: []string{"agui.>"}, StreamOptions: o},
-		{Name: StreamA2A, Subjects: []string{"a2a.>"}, StreamOptions: o},
-		{Name: StreamContext, Subjects: []string{"context.system.>"}, Sources: Mappings, StreamOptions: o},
-		{Name: StreamAnalytics, Subjects: []string{"analytics.>"}, StreamOptions: o},
+		{Name: StreamAGUI, Subjects: []string{"agui.*.*"}, StreamOptions: o},
+		{Name: StreamA2A, Subjects: []string{"a2a.*.*"}, StreamOptions: o},
+		{Name: StreamContext, Subjects: []string{"context.system.*.*"}, Sources: Mappings, StreamOptions: o},
+		{Name: StreamAnalytics, Subjects: []string{"analytics.*.*"}, StreamOptions: o},
 	}
 }
 

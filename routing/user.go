@@ -56,6 +56,16 @@ func UserFromToken(tok string) (string, error) {
 	return tok, nil
 }
 
+// canonicalToken reports whether tok is a user token as UserToken writes it; plain tokens, the
+// usual case, are checked without allocating.
+func canonicalToken(tok string) bool {
+	if isPlain(tok) {
+		return tok != ""
+	}
+	_, err := UserFromToken(tok)
+	return err == nil
+}
+
 func cutTilde(s string) (string, bool) {
 	if len(s) > 1 && s[0] == '~' {
 		return s[1:], true
