@@ -3,18 +3,17 @@
 package auth
 
 import (
-	"crypto/rand"
-	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/eventsd/eventsd/internal/datadir"
 )
 
 // Roles a token may carry.
@@ -50,6 +49,24 @@ func (id Identity) Privileged() bool { return id.Has(RoleAdmin) || id.Has(RoleSe
 type claims struct {
 	jwt.RegisteredClaims
 	Roles []string `json:"roles,omitempty"`
+}
+
+// UnmarshalJSON reads "roles" by its exact name: encoding/json matches names regardless of
+// case, which would let "Roles" or "ROLES" grant a role that a token's issuer did not mean as
+// one.
+func (c *claims) UnmarshalJSON(b []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, &c.RegisteredClaims); err != nil {
+		return err
+	}
+	c.Roles = nil
+	if roles, ok := fields["roles"]; ok {
+		return json.Unmarshal(roles, &c.Roles)
+	}
+	return nil
 }
 
 // Verifier checks tokens signed with one secret.
@@ -128,13 +145,9 @@ func Mint(secret []byte, user string, roles []string, ttl time.Duration) (string
 
 // LoadSecret reads the secret generated in dataDir.
 func LoadSecret(dataDir string) ([]byte, error) {
-	b, err := os.ReadFile(filepath.Join(dataDir, SecretFile))
+	s, err := datadir.Read(dataDir, SecretFile)
 	if err != nil {
-		return nil, fmt.Errorf("auth: read secret: %w", err)
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return nil, fmt.Errorf("auth: secret file %s is empty", filepath.Join(dataDir, SecretFile))
+		return nil, err // it names the file
 	}
 	return []byte(s), nil
 }
@@ -142,29 +155,9 @@ func LoadSecret(dataDir string) ([]byte, error) {
 // LoadOrCreateSecret reads the secret in dataDir, generating a random one (mode 0600) on first
 // use.
 func LoadOrCreateSecret(dataDir string) ([]byte, error) {
-	if s, err := LoadSecret(dataDir); err == nil || !errors.Is(err, os.ErrNotExist) {
-		return s, err
-	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
-	}
-	raw := make([]byte, 32)
-	_, _ = rand.Read(raw)
-	s := hex.EncodeToString(raw)
-	path := filepath.Join(dataDir, SecretFile)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	s, err := datadir.ReadOrCreate(dataDir, SecretFile)
 	if err != nil {
-		if errors.Is(err, os.ErrExist) { // another process won the race
-			return LoadSecret(dataDir)
-		}
-		return nil, fmt.Errorf("auth: create secret: %w", err)
-	}
-	_, err = f.WriteString(s + "\n")
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("auth: write secret: %w", err)
+		return nil, err // it names the file
 	}
 	return []byte(s), nil
 }

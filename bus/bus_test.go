@@ -169,8 +169,8 @@ func next2cursor(t *testing.T, b *bus.Bus, f *bus.Feed) routing.Cursor {
 // exampleBus runs an embedded server and a Bus for an example; stop ends both.
 func exampleBus() (b *bus.Bus, stop func()) {
 	dir, _ := os.MkdirTemp("", "bus-example")
-	srv, _ := embedded.Start(embedded.Options{StoreDir: dir})
-	b, _ = bus.Connect(context.Background(), bus.Config{URL: srv.ClientURL()})
+	srv, _ := embedded.Start(embedded.Options{StoreDir: dir, User: "eventsd", Password: "example"})
+	b, _ = bus.Connect(context.Background(), bus.Config{URL: srv.AuthURL()})
 	_ = b.EnsureStreams(context.Background())
 	return b, func() {
 		b.Close()
@@ -343,14 +343,10 @@ func TestFeedOutlivesShortOutage(t *testing.T) {
 	for _, mode := range []string{bus.DeliveryShared, bus.DeliveryConsumer} {
 		t.Run(mode, func(t *testing.T) {
 			store := t.TempDir()
-			srv, err := embedded.Start(embedded.Options{StoreDir: store})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { srv.Shutdown() }()
+			srv := testplane.StartNATS(t, store, 0)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			b, err := bus.Connect(ctx, bus.Config{URL: srv.ClientURL(), Delivery: mode, OutageGrace: time.Minute})
+			b, err := bus.Connect(ctx, bus.Config{URL: srv.AuthURL(), Delivery: mode, OutageGrace: time.Minute})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -384,9 +380,7 @@ func TestFeedOutlivesShortOutage(t *testing.T) {
 				ack, err := b.Publish(ctx, subject, []byte(`{"i":2}`), "")
 				done <- published{ack, err}
 			}()
-			if srv, err = embedded.Start(embedded.Options{Port: port, StoreDir: store}); err != nil {
-				t.Fatal(err)
-			}
+			testplane.StartNATS(t, store, port)
 			p := <-done
 			if p.err != nil {
 				t.Fatalf("publish during the outage: %v, want it stored once NATS is back", p.err)

@@ -17,7 +17,9 @@ func Handler() http.Handler {
 	sub, _ := fs.Sub(assets, "assets") // the directory is embedded, so it exists
 	files := http.FileServerFS(sub)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'")
+		// frame-ancestors: no other site may frame the console and trick a signed-in user
+		// into clicking its publish form.
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		files.ServeHTTP(w, r)
 	})

@@ -2,17 +2,22 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
+
+	"github.com/eventsd/eventsd/bus"
+	"github.com/eventsd/eventsd/internal/datadir"
 )
 
 func env(name string) []string {
@@ -36,8 +41,39 @@ func serverFlag() *cli.StringFlag {
 func tokenFlag() *cli.StringFlag {
 	return stringFlag("token", "", "bearer token (see 'eventsctl token')")
 }
-func natsURLFlag() *cli.StringFlag {
-	return stringFlag("nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+func dataDirFlag() *cli.StringFlag {
+	return stringFlag("data-dir", "./data", "eventsd's data directory, which holds the JWT secret and the NATS password it generated")
+}
+
+// natsFlags are the flags natsConfig reads, with --data-dir.
+func natsFlags() []cli.Flag {
+	return []cli.Flag{
+		stringFlag("nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated; nats://user:password@host:port carries credentials"),
+		stringFlag("nats-user", "", "NATS user (default: "+datadir.NATSUser+" when --nats-password is given)"),
+		stringFlag("nats-password", "", "NATS password (default: the embedded server's, read from --data-dir)"),
+	}
+}
+
+// natsConfig returns the bus settings for --nats-url. The credentials are --nats-user and
+// --nats-password when given, else those in the URL, else the embedded server's from the
+// password file eventsd generated in --data-dir.
+func natsConfig(c *cli.Context, name string) (bus.Config, error) {
+	cfg := bus.Config{URL: c.String("nats-url"), Name: name}
+	if user, password := c.String("nats-user"), c.String("nats-password"); user != "" || password != "" {
+		cfg.Auth = bus.Auth{User: cmp.Or(user, datadir.NATSUser), Password: password}
+		return cfg, nil
+	}
+	for u := range strings.SplitSeq(cfg.URL, ",") {
+		if parsed, err := url.Parse(strings.TrimSpace(u)); err == nil && parsed.User != nil {
+			return cfg, nil
+		}
+	}
+	password, err := datadir.Read(c.String("data-dir"), datadir.NATSPasswordFile)
+	if err != nil {
+		return cfg, fmt.Errorf("NATS credentials: %w (pass the --data-dir of eventsd, --nats-user and --nats-password, or a --nats-url that holds them)", err)
+	}
+	cfg.Auth = bus.Auth{User: datadir.NATSUser, Password: password}
+	return cfg, nil
 }
 func userFlag() *cli.StringFlag { return stringFlag("user", "", "user id") }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -195,7 +196,7 @@ func TestStreamsAndConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"STREAM", "AGUI", "agui.>", "A2A", "CONTEXT", "context.system.>", "ANALYTICS", "24h0m0s"} {
+	for _, want := range []string{"STREAM", "AGUI", "agui.*.*", "A2A", "CONTEXT", "context.system.*.*", "ANALYTICS", "24h0m0s"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("streams output lacks %q:\n%s", want, out)
 		}
@@ -292,5 +293,56 @@ func TestBench(t *testing.T) {
 		if out, err := ctl(t, append(base, bad.args...)...); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("eventsctl bench %v = %q, %v; want the error %q", bad.args, out, err, bad.want)
 		}
+	}
+}
+
+// TestNATSCredentials: the commands that connect to NATS take the embedded server's password
+// from --data-dir, unless --nats-url or --nats-user and --nats-password carry credentials, and
+// say what to do when the password file is missing.
+func TestNATSCredentials(t *testing.T) {
+	p := testplane.Start(t, sse.Config{})
+	u, err := url.Parse(p.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = nil
+	bare := u.String()
+	dataDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dataDir, "nats-password"), []byte(testplane.NATSPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wrongDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(wrongDir, "nats-password"), []byte("guess\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	publish := []string{"publish", "--channel", "agui", "--user", "alice", "--type", "STEP_STARTED", "--data", `{"stepName":"s"}`}
+	bench := []string{"bench", "--server", p.URL, "--secret", string(testplane.Secret), "--scenario", "replay", "--events", "2"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // in the error; "" for success
+	}{
+		{"streams, password from --data-dir", []string{"streams", "--nats-url", bare, "--data-dir", dataDir}, ""},
+		{"publish, password from --data-dir", append(publish, "--nats-url", bare, "--data-dir", dataDir), ""},
+		{"bench, password from --data-dir", append(bench, "--nats-url", bare, "--data-dir", dataDir), ""},
+		{"credentials in --nats-url", []string{"streams", "--nats-url", p.NATSURL, "--data-dir", t.TempDir()}, ""},
+		{"--nats-password", []string{"streams", "--nats-url", bare, "--nats-password", testplane.NATSPassword, "--data-dir", t.TempDir()}, ""},
+		{"--nats-user and --nats-password", []string{"streams", "--nats-url", bare, "--nats-user", "eventsd", "--nats-password", testplane.NATSPassword}, ""},
+		{"streams, no password file", []string{"streams", "--nats-url", bare, "--data-dir", t.TempDir()}, "nats-password"},
+		{"publish, no password file", append(publish, "--nats-url", bare, "--data-dir", t.TempDir()), "pass the --data-dir of eventsd"},
+		{"bench, no password file", append(bench, "--nats-url", bare, "--data-dir", t.TempDir()), "nats-password"},
+		{"wrong password file", []string{"streams", "--nats-url", bare, "--data-dir", wrongDir}, "Authorization Violation"},
+		{"wrong --nats-password", []string{"streams", "--nats-url", bare, "--nats-password", "guess"}, "Authorization Violation"},
+		{"wrong --nats-user", []string{"streams", "--nats-url", bare, "--nats-user", "admin", "--nats-password", testplane.NATSPassword}, "Authorization Violation"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := ctl(t, tc.args...)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("eventsctl %v: %v, want success", tc.args, err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("eventsctl %v = %q, %v; want an error with %q", tc.args, out, err, tc.want)
+			}
+		})
 	}
 }

@@ -23,8 +23,8 @@ func benchCommand() *cli.Command {
 		Usage: "measure a running eventsd on loopback: fan-out, many users, replay, context fan-in, each against plain NATS",
 		UsageText: "eventsd --max-conns-per-user 0 --ingress-rate 0 &\n" +
 			"   eventsctl bench --server http://127.0.0.1:8080 --data-dir ./data --scenario fanout --conns 1000 --events 1000",
-		Flags: append([]cli.Flag{
-			required(serverFlag()), natsURLFlag(),
+		Flags: slices.Concat([]cli.Flag{
+			required(serverFlag()),
 			stringFlag("scenario", "fanout,users,replay,context", "scenarios to run, comma-separated: fanout, users, replay, context, idle, churn"),
 			&cli.IntFlag{Name: "conns", Value: 100, Usage: "connections (fanout) or users (users)", EnvVars: env("conns")},
 			&cli.IntFlag{Name: "events", Value: 1000, Usage: "events to publish", EnvVars: env("events")},
@@ -33,7 +33,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "window", Value: bench.DefaultWindow, Usage: "publishes awaiting acknowledgement at once, when publishing as fast as accepted", EnvVars: env("window")},
 			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "bound on each scenario", EnvVars: env("timeout")},
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per scenario", EnvVars: env("json")},
-		}, secretFlags()...),
+		}, secretFlags(), natsFlags()),
 		Action: func(c *cli.Context) error {
 			if err := checkBench(c); err != nil {
 				return err
@@ -42,8 +42,12 @@ func benchCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			natsCfg, err := natsConfig(c, "eventsctl-bench")
+			if err != nil {
+				return err
+			}
 			ctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
-			b, err := bus.Connect(ctx, bus.Config{URL: c.String("nats-url"), Name: "eventsctl-bench"})
+			b, err := bus.Connect(ctx, natsCfg)
 			cancel()
 			if err != nil {
 				return fmt.Errorf("%w (set --nats-url)", err)

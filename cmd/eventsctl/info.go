@@ -43,7 +43,7 @@ func tokenCommand() *cli.Command {
 // secretFlags are the flags secretOf reads.
 func secretFlags() []cli.Flag {
 	return []cli.Flag{
-		stringFlag("data-dir", "./data", "eventsd's data directory, which holds the secret it generated"),
+		dataDirFlag(),
 		stringFlag("secret", "", "the HS256 secret eventsd was given with --jwt-secret"),
 	}
 }
@@ -88,12 +88,16 @@ func streamsCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "streams",
 		Usage:     "show the event plane's streams: subjects, messages, bytes, sequences, consumers, retention",
-		UsageText: "eventsctl streams [--nats-url nats://127.0.0.1:4222]",
-		Flags:     []cli.Flag{natsURLFlag()},
+		UsageText: "eventsctl streams [--nats-url nats://127.0.0.1:4222] [--data-dir ./data]",
+		Flags:     append(natsFlags(), dataDirFlag()),
 		Action: func(c *cli.Context) error {
+			cfg, err := natsConfig(c, "eventsctl")
+			if err != nil {
+				return err
+			}
 			ctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
 			defer cancel()
-			b, err := bus.Connect(ctx, bus.Config{URL: c.String("nats-url"), Name: "eventsctl"})
+			b, err := bus.Connect(ctx, cfg)
 			if err != nil {
 				return fmt.Errorf("%w (is eventsd running? set --nats-url)", err)
 			}

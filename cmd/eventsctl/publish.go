@@ -25,13 +25,13 @@ func publishCommand(s stdio) *cli.Command {
 		Usage: "publish events, over NATS or over eventsd's HTTP API; prints each stream sequence",
 		UsageText: "eventsctl publish --channel agui --user alice --type RUN_STARTED --data '{\"threadId\":\"t1\",\"runId\":\"r1\"}'\n" +
 			"   eventsctl publish --server http://127.0.0.1:8080 --token $TOKEN --channel a2a --user alice --data - < events.jsonl",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			required(stringFlag("channel", "", "agui, a2a, system or analytics")),
 			required(userFlag()),
 			stringFlag("type", "", "event type, e.g. RUN_STARTED (else the event's own \"type\")"),
 			stringFlag("data", "{}", "the event JSON, or - to read one event per line from standard input"),
-			natsURLFlag(), serverFlag(), tokenFlag(),
-		},
+			serverFlag(), tokenFlag(), dataDirFlag(),
+		}, natsFlags()...),
 		Action: func(c *cli.Context) error {
 			ch, err := routing.ParsePublishChannel(c.String("channel"))
 			if err != nil {
@@ -71,9 +71,13 @@ func newSender(c *cli.Context, ch routing.Channel) (sender, func(), error) {
 			return publishHTTP(ctx, u, token, ev.Encode())
 		}, func() {}, nil
 	}
+	cfg, err := natsConfig(c, "eventsctl")
+	if err != nil {
+		return nil, nil, err
+	}
 	ctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
 	defer cancel()
-	b, err := bus.Connect(ctx, bus.Config{URL: c.String("nats-url"), Name: "eventsctl"})
+	b, err := bus.Connect(ctx, cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w (is eventsd running? set --nats-url, or --server to publish over HTTP)", err)
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/bus"
-	"github.com/eventsd/eventsd/embedded"
+	"github.com/eventsd/eventsd/internal/testplane"
 	"github.com/eventsd/eventsd/routing"
 )
 
@@ -59,18 +59,14 @@ func TestKilled(t *testing.T) {
 	bin := eventsdBinary(t)
 
 	t.Run("external NATS: consumers expire", func(t *testing.T) {
-		ns, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ns.Shutdown()
+		ns := testplane.StartNATS(t, t.TempDir(), 0)
 		dir := t.TempDir()
-		cmd, url := startProcess(t, bin, "--nats-url", ns.ClientURL(), "--data-dir", dir, "--inactive-threshold", "1s")
+		cmd, url := startProcess(t, bin, "--nats-url", ns.AuthURL(), "--data-dir", dir, "--inactive-threshold", "1s")
 		secret, _ := auth.LoadSecret(dir)
 		tok, _ := auth.Mint(secret, "alice", nil, time.Hour)
 		_, body := stream(t, url, tok, "")
 		defer body.Close()
-		b, err := bus.Connect(context.Background(), bus.Config{URL: ns.ClientURL()})
+		b, err := bus.Connect(context.Background(), bus.Config{URL: ns.AuthURL()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/bus"
 	"github.com/eventsd/eventsd/embedded"
+	"github.com/eventsd/eventsd/internal/datadir"
 	"github.com/eventsd/eventsd/metrics"
 	"github.com/eventsd/eventsd/routing"
 	"github.com/eventsd/eventsd/sse"
@@ -61,7 +62,7 @@ func flags(c *config) []cli.Flag {
 	}
 	return []cli.Flag{
 		str("listen", "127.0.0.1:8080", "HTTP address to serve on", &c.listen),
-		str("data-dir", "./data", "directory for the embedded JetStream store and the generated JWT secret", &c.dataDir),
+		str("data-dir", "./data", "directory for the embedded JetStream store, the generated JWT secret and NATS password", &c.dataDir),
 		str("nats-listen", "127.0.0.1:4222", "the embedded NATS server's client address (0 for a free port)", &c.natsListen),
 		str("nats-url", "", "use this external NATS server or cluster (comma-separated URLs) instead of the embedded one", &c.natsURL),
 		str("jwt-secret", "", "HS256 secret for tokens (default: generated into the data directory)", &c.jwtSecret),
@@ -91,6 +92,7 @@ func flags(c *config) []cli.Flag {
 
 // check refuses a setting that cannot work, naming its flag, before anything starts.
 func (c config) check() error {
+	const minJWTSecret = 32 // HS256 wants a key as long as its hash
 	for _, r := range []struct {
 		flag  string
 		value any
@@ -108,6 +110,9 @@ func (c config) check() error {
 		{"max-conns", c.maxConns, c.maxConns >= 0, "0 (no limit) or more"},
 		{"max-conns-per-user", c.maxConnsPerUser, c.maxConnsPerUser >= 0, "0 (no limit) or more"},
 		{"ingress-rate", c.ingressRate, c.ingressRate >= 0, "0 (no limit) or more"},
+		// The value is a secret: the message gives its length only.
+		{"jwt-secret", fmt.Sprintf("of %d bytes", len(c.jwtSecret)), c.jwtSecret == "" || len(c.jwtSecret) >= minJWTSecret,
+			fmt.Sprintf("at least %d bytes, best given in EVENTSD_JWT_SECRET, or none to use the one generated into the data directory", minJWTSecret)},
 	} {
 		if !r.ok {
 			return fmt.Errorf("--%s %v: want %s", r.flag, r.value, r.want)
@@ -174,16 +179,30 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 	}()
 
 	d.natsURL = c.natsURL
+	natsAuth := bus.Auth{
+		CredsFile: c.natsCreds, NkeyFile: c.natsNkey, User: c.natsUser, Password: c.natsPassword,
+		TLSCA: c.natsTLSCA, TLSCert: c.natsTLSCert, TLSKey: c.natsTLSKey,
+	}
 	if d.natsURL == "" {
 		host, port, err := splitNATSListen(c.natsListen)
 		if err != nil {
 			return nil, err
 		}
-		d.nats, err = embedded.Start(embedded.Options{Host: host, Port: port, StoreDir: filepath.Join(c.dataDir, "jetstream")})
+		password, err := datadir.ReadOrCreate(c.dataDir, datadir.NATSPasswordFile)
+		if err != nil {
+			return nil, err
+		}
+		d.nats, err = embedded.Start(embedded.Options{Host: host, Port: port, StoreDir: filepath.Join(c.dataDir, "jetstream"),
+			User: datadir.NATSUser, Password: password})
 		if err != nil {
 			return nil, err
 		}
 		d.natsURL = d.nats.ClientURL()
+		natsAuth = bus.Auth{User: datadir.NATSUser, Password: password}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			log.Warn("the embedded NATS server listens beyond loopback, where its password and events travel in clear text: "+
+				"on a network, use a NATS cluster with TLS (--nats-url with --nats-tls-*)", "addr", net.JoinHostPort(host, strconv.Itoa(port)))
+		}
 	}
 	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -192,11 +211,7 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 	streams.Replicas = c.replicas
 	m := metrics.New(func() bool { return d.bus.Connected() })
 	d.bus, err = bus.Connect(connectCtx, bus.Config{
-		URL: d.natsURL, Streams: streams, Logger: log, Metrics: m,
-		Auth: bus.Auth{
-			CredsFile: c.natsCreds, NkeyFile: c.natsNkey, User: c.natsUser, Password: c.natsPassword,
-			TLSCA: c.natsTLSCA, TLSCert: c.natsTLSCert, TLSKey: c.natsTLSKey,
-		},
+		URL: d.natsURL, Auth: natsAuth, Streams: streams, Logger: log, Metrics: m,
 		InactiveThreshold: c.inactiveThreshold, OutageGrace: c.natsGrace, Delivery: c.delivery, Queue: c.queue,
 	})
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/eventsd/eventsd/auth"
-	"github.com/eventsd/eventsd/embedded"
+	"github.com/eventsd/eventsd/internal/testplane"
 	"github.com/eventsd/eventsd/sse"
 )
 
@@ -195,6 +195,8 @@ func TestRunRefusesBadSettings(t *testing.T) {
 		{"--max-conns", "-1", "--max-conns -1: want 0 (no limit) or more"},
 		{"--max-conns-per-user", "-1", "--max-conns-per-user -1: want 0 (no limit) or more"},
 		{"--ingress-rate", "-3", "--ingress-rate -3: want 0 (no limit) or more"},
+		{"--jwt-secret", "hunter2", "--jwt-secret of 7 bytes: want at least 32 bytes, best given in EVENTSD_JWT_SECRET, or none to use the one generated into the data directory"},
+		{"--jwt-secret", strings.Repeat("k", 31), "--jwt-secret of 31 bytes: want at least 32 bytes, best given in EVENTSD_JWT_SECRET, or none to use the one generated into the data directory"},
 	} {
 		dir := t.TempDir()
 		err := run(context.Background(), []string{"eventsd", "--data-dir", dir, "--nats-listen", "0", "--listen", "127.0.0.1:0", tt.flag, tt.value}, io.Discard, io.Discard)
@@ -227,13 +229,10 @@ func assertMetrics(t *testing.T, url string, lines []string) {
 // ingress answer 503 (Retry-After 1), and all recovers by itself when NATS is back; the client resumes by id.
 func TestNATSOutage(t *testing.T) {
 	store := t.TempDir()
-	ns, err := embedded.Start(embedded.Options{StoreDir: store})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns := testplane.StartNATS(t, store, 0)
 	port := ns.Port()
 	c := testConfig(t.TempDir())
-	c.natsURL = ns.ClientURL()
+	c.natsURL = ns.AuthURL()
 	d, err := start(context.Background(), c, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -282,11 +281,7 @@ func TestNATSOutage(t *testing.T) {
 		t.Fatalf("stream with NATS down: %d, Retry-After %q; want 503, 1", got, retryAfter)
 	}
 
-	ns, err = embedded.Start(embedded.Options{Port: port, StoreDir: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
+	testplane.StartNATS(t, store, port)
 	waitStatus("NATS back", "GET", "/readyz", "", http.StatusOK)
 	waitStatus("ingress back", "POST", "/api/v1/events/agui", `{"type":"STEP_STARTED","stepName":"after"}`, http.StatusOK)
 	next, body = stream(t, d.httpURL, tok, last.ID)

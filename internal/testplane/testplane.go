@@ -16,6 +16,7 @@ import (
 	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/bus"
 	"github.com/eventsd/eventsd/embedded"
+	"github.com/eventsd/eventsd/internal/datadir"
 	"github.com/eventsd/eventsd/sse"
 
 	"net/http/httptest"
@@ -24,29 +25,41 @@ import (
 // Secret signs every token of a test plane.
 var Secret = []byte("test-secret")
 
+// NATSPassword is the embedded NATS server's password in a test plane, for the user
+// datadir.NATSUser, as eventsd's would be in its data directory.
+const NATSPassword = "test-nats-password"
+
+// StartNATS runs an embedded JetStream server on store (and port, 0 for a free one) that takes
+// the test credentials, until the test ends. Its AuthURL connects with them.
+func StartNATS(t testing.TB, store string, port int) *embedded.Server {
+	t.Helper()
+	srv, err := embedded.Start(embedded.Options{Port: port, StoreDir: store, User: datadir.NATSUser, Password: NATSPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return srv
+}
+
 // Plane is a running event plane plus a plain NATS client, for publishing and inspecting as
 // any NATS user would.
 type Plane struct {
 	conns   *connList
 	URL     string // the HTTP API
-	NATSURL string
+	NATSURL string // the embedded NATS server, with its credentials
 	Bus     *bus.Bus
 	NC      *nats.Conn
 	JS      jetstream.JetStream
 }
 
 // StartBus runs an embedded JetStream server and a Bus with its streams until the test ends,
-// and returns the Bus and the server's URL. cfg's URL is filled in.
+// and returns the Bus and the server's URL with its credentials. cfg's URL is filled in.
 func StartBus(t testing.TB, cfg bus.Config) (*bus.Bus, string) {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := StartNATS(t, t.TempDir(), 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cfg.URL = srv.ClientURL()
+	cfg.URL = srv.AuthURL()
 	b, err := bus.Connect(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +68,7 @@ func StartBus(t testing.TB, cfg bus.Config) (*bus.Bus, string) {
 	if err := b.EnsureStreams(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return b, srv.ClientURL()
+	return b, srv.AuthURL()
 }
 
 // Start runs a plane, with the contexts projector, until the test ends. cfg's Broker and

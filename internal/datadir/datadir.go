@@ -1,0 +1,76 @@
+// Package datadir keeps the secrets eventsd generates in its data directory, the JWT secret
+// and the embedded NATS server's password: each is created once, readable by its owner only,
+// and read back on every later start and by eventsctl.
+package datadir
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// The embedded NATS server's credentials: it knows one user, whose password eventsd generates
+// into NATSPasswordFile.
+const (
+	NATSUser         = "eventsd"
+	NATSPasswordFile = "nats-password"
+)
+
+// ErrEmpty is returned for a secret file that holds nothing.
+var ErrEmpty = errors.New("datadir: empty secret file")
+
+// Read returns the secret in the file name inside dir, without surrounding white space.
+func Read(dir, name string) (string, error) {
+	path := filepath.Join(dir, name)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("datadir: read %s: %w", name, err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%w: %s", ErrEmpty, path)
+	}
+	return s, nil
+}
+
+// ReadOrCreate returns the secret in the file name inside dir, generating a random one (64 hex
+// digits, safe in a URL) on first use, mode 0600. Processes racing to create it all end up with
+// the one secret that won: it is written to a temporary file first and then linked in place,
+// which, like O_EXCL, fails when the file exists, and unlike it never shows a half-written file.
+func ReadOrCreate(dir, name string) (string, error) {
+	if s, err := Read(dir, name); err == nil || !errors.Is(err, os.ErrNotExist) {
+		return s, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("datadir: %w", err)
+	}
+	raw := make([]byte, 32)
+	_, _ = rand.Read(raw) // never fails: see crypto/rand.Read
+	s := hex.EncodeToString(raw)
+	tmp, err := os.CreateTemp(dir, "."+name+".*") // mode 0600
+	if err != nil {
+		return "", fmt.Errorf("datadir: create %s: %w", name, err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.WriteString(s + "\n")
+	if serr := tmp.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Link(tmp.Name(), filepath.Join(dir, name))
+	}
+	if errors.Is(err, os.ErrExist) { // another process won the race
+		return Read(dir, name)
+	}
+	if err != nil {
+		return "", fmt.Errorf("datadir: create %s: %w", name, err)
+	}
+	return s, nil
+}
