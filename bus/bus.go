@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,9 @@ var (
 	ErrUnavailable = errors.New("bus: NATS unavailable")
 	// ErrCursorAhead is returned for a resume cursor past the last event of its stream.
 	ErrCursorAhead = errors.New("bus: cursor is ahead of the stream")
+	// ErrTooLarge is returned for an event that, with its headers, is over the NATS server's
+	// payload limit, so no stream can store it.
+	ErrTooLarge = errors.New("bus: event too large")
 )
 
 // Config configures a Bus. Only URL is required.
@@ -141,7 +145,10 @@ type Bus struct {
 	// The contexts projector, once StartContexts has run.
 	kv          jetstream.KeyValue
 	stopProject context.CancelFunc
-	projected   atomic.Uint64 // every relevant CONTEXT event up to here is applied
+	proj        projection // every relevant CONTEXT event up to here is applied
+
+	watch  watcher           // recreates deleted streams, once EnsureStreams has run
+	epochs map[string]uint64 // each stream's epoch as last seen; guarded by mu
 }
 
 // Connect connects to NATS. It fails if no server answers before ctx is done.
@@ -233,9 +240,26 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 // EnsureStreams creates the event plane's streams, or updates them to the configured settings.
 // It is idempotent, and it sets up the context fan-in through the JetStream API, so it works the
 // same against a cluster that eventsd does not operate.
+//
+// From then on, until the Bus closes, the bus watches the streams (JetStream's deletion
+// advisories, and a check every 5 s): a deleted stream is created again, the feeds that
+// followed it end (their clients resume with the stream_recreated notice), and the contexts
+// views are rebuilt from a recreated CONTEXT stream.
 func (b *Bus) EnsureStreams(ctx context.Context) error {
+	if err := b.ensure(ctx); err != nil {
+		return err
+	}
+	return b.startWatch(ctx)
+}
+
+// ensure creates or updates the streams and the bucket.
+func (b *Bus) ensure(ctx context.Context) error {
 	for _, spec := range routing.Streams(b.cfg.Streams) {
 		if _, err := b.js.CreateOrUpdateStream(ctx, streamConfig(spec)); err != nil {
+			if isAPIError(err, jsInsufficientResources, jsStorageExceeded) {
+				return fmt.Errorf("bus: ensure stream %s: %w (the server reserves each stream's byte limit, %d bytes, against its JetStream storage: lower it or give JetStream more)",
+					spec.Name, err, spec.MaxBytes)
+			}
 			return fmt.Errorf("bus: ensure stream %s: %w", spec.Name, err)
 		}
 	}
@@ -250,6 +274,19 @@ func (b *Bus) EnsureStreams(ctx context.Context) error {
 		return fmt.Errorf("bus: ensure bucket %s: %w", routing.BucketContexts, err)
 	}
 	return nil
+}
+
+// JetStream API error codes the bus tells apart (nats-server's JSInsufficientResourcesErr and
+// JSStorageResourcesExceededErr).
+const (
+	jsInsufficientResources jetstream.ErrorCode = 10023
+	jsStorageExceeded       jetstream.ErrorCode = 10047
+)
+
+// isAPIError reports whether err is a JetStream API error with one of codes.
+func isAPIError(err error, codes ...jetstream.ErrorCode) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && slices.Contains(codes, apiErr.ErrorCode)
 }
 
 func streamConfig(spec routing.StreamSpec) jetstream.StreamConfig {
@@ -297,12 +334,31 @@ func (b *Bus) Publish(ctx context.Context, subject string, data []byte, msgID st
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
+	if limit := b.MaxPayload(); int64(len(data)+len(msgID))+PublishOverhead > limit {
+		return Ack{}, fmt.Errorf("%w: %d bytes, and the NATS server stores at most %d per event with its headers", ErrTooLarge, len(data), limit)
+	}
+	sent := time.Now()
 	ack, err := b.js.Publish(ctx, subject, data, opts...)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) && b.recoverStreams(ctx, sent) {
+		// The stream was deleted: publish again once it is back.
+		ack, err = b.js.Publish(ctx, subject, data, opts...)
+	}
+	if errors.Is(err, nats.ErrMaxPayload) { // the limit changed under us: a reconnect to another server
+		return Ack{}, fmt.Errorf("%w: %d bytes: %v", ErrTooLarge, len(data), err)
+	}
 	if err != nil {
 		return Ack{}, b.wrap("publish "+subject, err)
 	}
 	return Ack{Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
+
+// PublishOverhead is room, in bytes, for the headers of a published event beside its
+// Nats-Msg-Id: NATS counts headers and payload together against its payload limit.
+const PublishOverhead = 512
+
+// MaxPayload is the largest message, headers included, the NATS server accepts; 1 MiB unless
+// the server is configured otherwise.
+func (b *Bus) MaxPayload() int64 { return b.nc.MaxPayload() }
 
 // wrap marks errors that mean NATS is out of reach with ErrUnavailable.
 func (b *Bus) wrap(op string, err error) error {
@@ -419,8 +475,8 @@ func (b *Bus) Stream(ctx context.Context, name string) (StreamState, error) {
 	}, nil
 }
 
-// Close stops the contexts projector, waits for every feed to stop, then drains the NATS
-// connection.
+// Close stops the contexts projector and the stream watcher, waits for every feed to stop,
+// then drains the NATS connection.
 func (b *Bus) Close() error {
 	b.mu.Lock()
 	b.closed = true

@@ -24,6 +24,11 @@ type Event struct {
 	Compact bool
 }
 
+// SkipBadSubject is the Metrics.Skipped reason for a stored event whose subject is not
+// <channel>.<user token>.<TYPE> (routing.ParseSubject): it names no user, so it reaches no one,
+// whichever path would have delivered it.
+const SkipBadSubject = "bad_subject"
+
 // Notice reasons: why a feed does not continue exactly after the client's cursor.
 const (
 	// NoticeStreamRecreated: the cursor comes from an earlier life of the stream (it was deleted
@@ -62,6 +67,7 @@ type Feed struct {
 	// The stream it reads, for catching up again.
 	stream  jetstream.Stream
 	name    string
+	channel routing.Channel // the channel its stream serves, for counting what it skips
 	filters []string
 	epoch   uint64
 
@@ -169,10 +175,11 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 	}
 	var snapshot []byte
 	var snapshotSeq uint64
+	snapshotEpoch := b.knownEpoch(name)
 	if b.snapshotWanted(sub) {
 		// Before the stream's state is read, so that the state's last sequence is at or past
 		// the snapshot's.
-		if snapshot, snapshotSeq, err = b.snapshot(ctx, sub.User); err != nil {
+		if snapshot, snapshotSeq, err = b.snapshot(ctx, sub.User, snapshotEpoch); err != nil {
 			return nil, err
 		}
 	}
@@ -182,6 +189,12 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 	}
 	info := stream.CachedInfo()
 	epoch := uint64(info.Created.UnixNano())
+	if snapshot != nil && snapshotEpoch != epoch {
+		// The stream was recreated since the bus last looked: the snapshot must be of this one.
+		if snapshot, snapshotSeq, err = b.snapshot(ctx, sub.User, epoch); err != nil {
+			return nil, err
+		}
+	}
 	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects: filters,
 		// What is new from here, as a sequence (see newFrom).
@@ -274,11 +287,15 @@ func newFrom(info *jetstream.StreamInfo) uint64 {
 
 // newFeed makes an empty feed that ends when ctx does, and lists it for endFeeds.
 func (b *Bus) newFeed(ctx context.Context, stream jetstream.Stream, name string, filters []string, epoch uint64) *Feed {
-	f := &Feed{b: b, q: newQueue(), stream: stream, name: name, filters: filters, epoch: epoch}
+	channel, _ := routing.Follows(name) // name comes from Subscription.Stream, so it has one
+	f := &Feed{b: b, q: newQueue(), stream: stream, name: name, channel: channel, filters: filters, epoch: epoch}
 	f.ctx, f.abort = context.WithCancelCause(ctx)
 	context.AfterFunc(f.ctx, func() { f.q.end(abortCause(f.ctx)) })
 	b.mu.Lock()
 	b.feeds[f] = struct{}{}
+	if b.staleEpoch(name, epoch) { // recreated since the caller looked: its client resumes
+		f.abort(fmt.Errorf("%w: stream %s was recreated", ErrUnavailable, name))
+	}
 	b.mu.Unlock()
 	return f
 }
@@ -438,7 +455,9 @@ func (f *Feed) pump(ctx context.Context, it jetstream.MessagesContext, skipUntil
 			return seen, fmt.Errorf("bus: consumer: %w", err)
 		}
 		seen = meta.Sequence.Stream
-		if seen > skipUntil || contexts.Relevant(msg.Subject()) {
+		if _, err := routing.ParseSubject(msg.Subject()); err != nil {
+			f.b.cfg.Metrics.Skipped(f.channel, SkipBadSubject)
+		} else if seen > skipUntil || contexts.Relevant(msg.Subject()) {
 			ev := Event{Subject: msg.Subject(), Cursor: routing.Cursor{Seq: seen, Epoch: f.epoch}, Data: msg.Data()}
 			if err := f.q.put(ctx, ev, f.b.cfg.Buffer); err != nil {
 				return seen, err

@@ -3,17 +3,16 @@ package bus
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/eventsd/eventsd/event"
 	"github.com/eventsd/eventsd/routing"
 )
 
@@ -42,14 +41,19 @@ const quickHeartbeat = time.Second
 
 // hub is the shared feed of one stream on this node.
 type hub struct {
-	epoch uint64
-	limit int // events queued or held for one feed before it is dropped to catch up again
-	mu    sync.Mutex
-	subs  map[string][]*hubSub // by user token; "*" for all-users subscriptions
-	dead  bool                 // its consumer stopped: its feeds end, a new hub replaces it
+	epoch   uint64
+	channel routing.Channel // the channel its stream serves, for counting what it skips
+	metrics Metrics
+	limit   int // events queued or held for one feed before it is dropped to catch up again
+	mu      sync.Mutex
+	subs    map[string][]*hubSub // by user token; "*" for all-users subscriptions
+	dead    bool                 // its consumer stopped: its feeds end, a new hub replaces it
 	// head is the stream's last sequence as the hub last heard it: what a feed that joins live
 	// now does not get, even from a hub still behind after its consumer was recreated.
 	head uint64
+	// stop ends its consumer and its feeds with the cause: its stream was recreated, and the
+	// consumer would carry on in the new stream under the old epoch.
+	stop context.CancelCauseFunc
 }
 
 // hubSub is one feed's place on a hub.
@@ -78,9 +82,16 @@ func (b *Bus) hubFor(ctx context.Context, stream string, epoch uint64) (*hub, er
 	if h := b.hubs[stream]; h != nil {
 		return h, nil
 	}
+	channel, err := routing.Follows(stream)
+	if err != nil {
+		return nil, err
+	}
 	s, err := b.js.Stream(ctx, stream)
 	if err != nil {
 		return nil, b.wrap("stream "+stream, err)
+	}
+	if uint64(s.CachedInfo().Created.UnixNano()) != epoch { // recreated since the caller looked
+		return nil, fmt.Errorf("%w: stream %s was recreated", ErrUnavailable, stream)
 	}
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
@@ -96,17 +107,23 @@ func (b *Bus) hubFor(ctx context.Context, stream string, epoch uint64) (*hub, er
 	if err != nil {
 		return nil, b.wrap("shared consumer on "+stream, err)
 	}
-	h := &hub{epoch: epoch, limit: b.cfg.Queue, subs: map[string][]*hubSub{}}
+	h := &hub{epoch: epoch, channel: channel, metrics: b.cfg.Metrics, limit: b.cfg.Queue, subs: map[string][]*hubSub{}}
+	hctx, stop := context.WithCancelCause(b.bg)
+	h.stop = stop
 	b.hubs[stream] = h
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
 		defer b.deleteConsumer(b.bg, stream, cons)
 		defer it.Stop()
-		err := h.run(b.bg, it)
-		if err != nil {
+		defer stop(nil)
+		err := h.run(hctx, it)
+		switch {
+		case err != nil:
 			b.log.Warn("shared consumer failed", "stream", stream, "err", err)
-		} else {
+		case errors.Is(context.Cause(hctx), ErrUnavailable):
+			err = context.Cause(hctx) // stopped: its stream was recreated
+		default:
 			err = errors.New("shutting down")
 		}
 		b.hubsMu.Lock()
@@ -138,40 +155,35 @@ func (h *hub) run(ctx context.Context, it jetstream.MessagesContext) error {
 	}
 }
 
-// tokenAndType splits "<...>.<user token>.<TYPE>".
-func tokenAndType(subject string) (string, string) {
-	i := strings.LastIndexByte(subject, '.')
-	if i < 0 {
-		return "", ""
-	}
-	j := strings.LastIndexByte(subject[:i], '.')
-	return subject[j+1 : i], subject[i+1:]
-}
-
-// dispatch hands event seq to its user's feeds; pending more events are stored after it.
+// dispatch hands event seq to its user's feeds; pending more events are stored after it. An
+// event whose subject names no user reaches no one and is counted.
 func (h *hub) dispatch(subject string, data []byte, seq, pending uint64) {
-	tok, typ := tokenAndType(subject)
+	subj, err := routing.ParseSubject(subject)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.head = max(h.head, seq+pending)
-	mine, all := h.subs[tok], h.subs["*"]
+	if err != nil {
+		h.metrics.Skipped(h.channel, SkipBadSubject)
+		return
+	}
+	mine, all := h.subs[subj.Token], h.subs["*"]
 	if len(mine)+len(all) == 0 {
 		return
 	}
 	ev := Event{Subject: subject, Cursor: routing.Cursor{Seq: seq, Epoch: h.epoch}}
 	ev.Data, ev.Compact = compact(data)
-	h.send(mine, ev, typ)
-	h.send(all, ev, typ)
+	h.send(mine, ev, subj.Type)
+	h.send(all, ev, subj.Type)
 }
 
-// compact returns data without insignificant whitespace, and whether it is valid JSON; invalid
-// data comes back as it is, for the connection to skip and count. Data that is compact already
+// compact returns data without insignificant whitespace, and whether it is JSON in valid
+// UTF-8 (event.Compact); invalid data comes back as it is, for the connection to skip and count. Data that is compact already
 // (the usual case) comes back without a copy.
 func compact(data []byte) ([]byte, bool) {
 	buf := compactBufs.Get().(*bytes.Buffer)
 	defer compactBufs.Put(buf)
 	buf.Reset()
-	if err := json.Compact(buf, data); err != nil {
+	if err := event.Compact(buf, data); err != nil {
 		return data, false
 	}
 	if buf.Len() == len(data) { // compacting only removes bytes: nothing was removed

@@ -81,16 +81,3 @@ func taken(f *Feed) string {
 	}
 	return fmt.Sprint(got)
 }
-
-func TestTokenAndType(t *testing.T) {
-	for subject, want := range map[string]string{
-		"agui.alice.RUN_STARTED":          "alice RUN_STARTED",
-		"context.a2a.~YUBi.AGENT_MESSAGE": "~YUBi AGENT_MESSAGE",
-		"x":                               " ",
-	} {
-		tok, typ := tokenAndType(subject)
-		if got := tok + " " + typ; got != want {
-			t.Errorf("tokenAndType(%q) = %q, want %q", subject, got, want)
-		}
-	}
-}

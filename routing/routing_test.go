@@ -263,3 +263,32 @@ func TestParseSubject(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseSubject: whatever a producer publishes on, a subject that parses is exactly the one
+// SubjectFor writes for its user and type (or the fan-in's copy of it), so no other spelling
+// can reach a user.
+func FuzzParseSubject(f *testing.F) {
+	for _, s := range []string{"agui.alice.RUN_STARTED", "context.a2a.~YWxpY2VAZXhhbXBsZS5jb20.X", "agui.acme.alice.X", "context.system.a.B", "agui.~YWxpY2U.X"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, subject string) {
+		s, err := ParseSubject(subject)
+		if err != nil {
+			return
+		}
+		user, err := UserFromToken(s.Token)
+		if err != nil {
+			t.Fatalf("ParseSubject(%q) gave token %q, which names no user: %v", subject, s.Token, err)
+		}
+		again, err := SubjectFor(s.Channel, user, s.Type)
+		if err != nil {
+			t.Fatalf("ParseSubject(%q) = %+v, but SubjectFor refuses it: %v", subject, s, err)
+		}
+		if s.Fanned {
+			again = "context." + again
+		}
+		if again != subject {
+			t.Fatalf("ParseSubject(%q) = %+v, which SubjectFor writes as %q", subject, s, again)
+		}
+	})
+}

@@ -2,11 +2,11 @@ package sse
 
 import (
 	"bytes"
-	"encoding/json"
 	"strconv"
 	"time"
 
 	"github.com/eventsd/eventsd/bus"
+	"github.com/eventsd/eventsd/event"
 	"github.com/eventsd/eventsd/routing"
 )
 
@@ -81,7 +81,7 @@ func (fw *frameWriter) event(ev bus.Event, wrap bool) ([]byte, error) {
 	fw.buf.Write(b)
 	if ev.Compact {
 		fw.buf.Write(ev.Data)
-	} else if err := json.Compact(&fw.buf, ev.Data); err != nil {
+	} else if err := event.Compact(&fw.buf, ev.Data); err != nil {
 		// Compact both validates the payload and puts JSON that spans lines on one data line.
 		fw.buf.Truncate(mark)
 		return nil, errSkip{"not_json"}

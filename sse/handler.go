@@ -45,8 +45,11 @@ type Config struct {
 	// WriteTimeout bounds each write to a stream; a client that does not take a frame in
 	// time is disconnected. Default 10s.
 	WriteTimeout time.Duration
-	// MaxBody is the largest ingress body in bytes; default 1 MiB.
+	// MaxBody is the largest ingress body in bytes; default DefaultMaxBody.
 	MaxBody int64
+	// ReadTimeout bounds the time a request body may take to arrive; a body still arriving
+	// after it is cut off. Streams and long answers are not affected. Default 10s.
+	ReadTimeout time.Duration
 	// MaxEvent is the largest stored event written to a stream; larger ones are skipped.
 	// Default 1 MiB.
 	MaxEvent int
@@ -60,8 +63,12 @@ type Config struct {
 	// none. Past a limit a new stream gets 429 with Retry-After.
 	MaxConnsPerUser int
 	MaxConns        int
-	// IngressRate limits each user's publishes per second; 0 for none.
+	// IngressRate limits the publishes per second for one user, whoever makes them (a service
+	// publishing for many users is limited per user, not as one); 0 for none.
 	IngressRate int
+	// IngressBurst is how many publishes one user may make at once before IngressRate
+	// applies; default twice IngressRate.
+	IngressBurst int
 	// MaxQuery is the longest query string accepted, in bytes; default 4096.
 	MaxQuery int
 	// PeerWait is how long /api/v1/connections waits for other nodes' answers; default 150ms.
@@ -94,7 +101,10 @@ func NewHandler(cfg Config) (*Handler, error) {
 		cfg.WriteTimeout = 10 * time.Second
 	}
 	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = 1 << 20
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 10 * time.Second
 	}
 	if cfg.MaxEvent <= 0 {
 		cfg.MaxEvent = 1 << 20
@@ -114,13 +124,23 @@ func NewHandler(cfg Config) (*Handler, error) {
 	h := &Handler{cfg: cfg, log: cfg.Logger, conns: newRegistry(), now: time.Now, skipLog: newLogLimiter(cfg.SkipLogInterval),
 		detachedSet: map[*detached]struct{}{}}
 	if cfg.IngressRate > 0 {
-		h.ingressLimit = httprate.NewRateLimiter(cfg.IngressRate, time.Second)
+		// A sliding window of one burst's length: up to IngressBurst publishes at once, and
+		// IngressRate a second on average.
+		burst := cfg.IngressBurst
+		if burst < cfg.IngressRate {
+			burst = 2 * cfg.IngressRate
+		}
+		window := time.Duration(float64(time.Second) * float64(burst) / float64(cfg.IngressRate))
+		h.ingressLimit = httprate.NewRateLimiter(burst, window)
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	r := chi.NewRouter()
 	r.Use(h.limitQuery)
+	// Every route, those that refuse a request without reading its body too: net/http reads
+	// what is left of a small body after the handler, with no deadline of its own.
+	r.Use(BodyDeadline(cfg.ReadTimeout))
 	r.Get("/healthz", h.healthz)
 	r.Get("/readyz", h.readyz)
 	r.Get("/api/v1/stream/{channel}", h.stream)
@@ -257,6 +277,8 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, bus.ErrUnavailable):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, bus.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, bus.ErrCursorAhead), errors.Is(err, routing.ErrInvalidCursor),
 		errors.Is(err, routing.ErrInvalidType), errors.Is(err, routing.ErrInvalidUser),
 		errors.Is(err, routing.ErrUnknownChannel):

@@ -1,6 +1,7 @@
 package sse_test
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/eventsd/eventsd/auth"
+	"github.com/eventsd/eventsd/bus"
 	"github.com/eventsd/eventsd/internal/testplane"
 	"github.com/eventsd/eventsd/routing"
 	"github.com/eventsd/eventsd/sse"
@@ -88,6 +90,8 @@ func TestHostileRequests(t *testing.T) {
 		{"user gt", "POST", "/api/v1/events/agui?user=" + url.QueryEscape(">"), svc, `{"type":"CUSTOM","name":"n","value":1}`, 200, 1},
 		{"user alice.*", "POST", "/api/v1/events/a2a?user=" + url.QueryEscape("alice.*"), svc, `{"type":"TASK_SUBMITTED","taskId":"t","contextId":"c","agentName":"a"}`, 200, 1},
 		{"user with space", "POST", "/api/v1/events/agui?user=" + url.QueryEscape("alice "), svc, `{"type":"CUSTOM","name":"n","value":1}`, 200, 1},
+		{"user spelled as alice's base64 token", "POST", "/api/v1/events/agui?user=" + url.QueryEscape("~YWxpY2U"), svc, `{"type":"CUSTOM","name":"n","value":1}`, 200, 1},
+		{"user spelled as a subject", "POST", "/api/v1/events/agui?user=" + url.QueryEscape("agui.alice.CUSTOM"), svc, `{"type":"CUSTOM","name":"n","value":1}`, 200, 1},
 		{"user with control", "POST", "/api/v1/events/system?user=" + url.QueryEscape("alice\x00\r\n"), svc, `{"type":"CONTEXT_CREATED","contextId":"c","name":"n"}`, 200, 1},
 		{"user invalid UTF-8", "POST", "/api/v1/events/agui?user=%FF", svc, `{"type":"CUSTOM","name":"n","value":1}`, 400, 0},
 		{"user empty", "POST", "/api/v1/events/agui?user=", svc, `{"type":"CUSTOM","name":"n","value":1}`, 400, 0},
@@ -188,5 +192,51 @@ func TestStreamOverHTTP2(t *testing.T) {
 	decode(t, get("/api/v1/connections"), &c)
 	if c.Count != 0 {
 		t.Fatalf("connections = %d after refused streams, want 0", c.Count)
+	}
+}
+
+// TestSubjectsThatNameNoUser: a subject that is not <channel>.<user token>.<TYPE> reaches no
+// one on any path. The streams refuse what their subjects can (a JetStream publisher gets an
+// error); what they still store (a lower-case type, a token UserToken would not write) is
+// skipped and counted, live, for an all-users stream and when resuming by cursor alike.
+func TestSubjectsThatNameNoUser(t *testing.T) {
+	m := &countingMetrics{}
+	tp := testplane.StartWith(t, sse.Config{Metrics: m}, bus.Config{Delivery: delivery, Metrics: m})
+	p := &plane{Plane: tp, url: tp.URL, bus: tp.Bus, nc: tp.NC, js: tp.JS}
+	for _, subject := range []string{"agui.acme.alice.CUSTOM", "agui.CUSTOM", "agui.alice", "context.system.alice.x.CUSTOM", "analytics.alice.A.B"} {
+		if _, err := p.js.Publish(ctxFor(t), subject, []byte(`{"type":"CUSTOM"}`)); !errors.Is(err, jetstream.ErrNoStreamResponse) {
+			t.Errorf("JetStream publish to %s: %v, want %v", subject, err, jetstream.ErrNoStreamResponse)
+		}
+	}
+	alice := p.open(t, "/api/v1/stream/agui", token(t, "alice"), nil)
+	all := p.open(t, "/api/v1/stream/agui?all_users=true", token(t, "root", auth.RoleAdmin), nil)
+	p.publishNATS(t, "agui.alice.CUSTOM", `{"first":true}`)
+	first := all.next(t)
+	if f := alice.next(t); f.ID != first.ID {
+		t.Fatalf("alice got %s first, the all-users stream %s", f.ID, first.ID)
+	}
+	p.publishNATS(t, "agui.alice.custom", `{"bad":"type"}`)
+	p.publishNATS(t, "agui.~YWxpY2U.CUSTOM", `{"bad":"token"}`) // "alice", in a form UserToken never writes
+	p.publishNATS(t, "agui.alice.CUSTOM", `{"marker":true}`)
+	for name, c := range map[string]*client{"alice's": alice, "the all-users": all} {
+		if f := c.next(t); f.Data != `{"marker":true}` {
+			t.Fatalf("%s stream showed %s, want the marker: nothing stored under a bad subject", name, f.Data)
+		}
+	}
+	// The shared feed counts each event once; with a consumer per connection, each connection
+	// whose filter the subject matched counts it (alice's matches agui.alice.custom).
+	want := 2
+	if !sharedMode() {
+		want = 3
+	}
+	if got := m.get("skipped agui bad_subject"); got != want {
+		t.Errorf("skipped bad_subject = %d, want %d", got, want)
+	}
+	resumed := p.open(t, "/api/v1/stream/agui?all_users=true", token(t, "root", auth.RoleAdmin), map[string]string{"Last-Event-ID": first.ID})
+	if f := resumed.next(t); f.Data != `{"marker":true}` {
+		t.Fatalf("resuming after %s showed %s, want the marker", first.ID, f.Data)
+	}
+	if got := m.get("skipped agui bad_subject"); got != want+2 {
+		t.Errorf("skipped bad_subject = %d after the resume replayed both, want %d", got, want+2)
 	}
 }

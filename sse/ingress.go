@@ -46,10 +46,6 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, webhook bool) {
 	if !ok {
 		return
 	}
-	if h.ingressLimit != nil && h.ingressLimit.OnLimit(w, r, id.User) {
-		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("more than %d publishes a second for this user", h.cfg.IngressRate), "")
-		return
-	}
 	channel, err := routing.ParsePublishChannel(chi.URLParam(r, "channel"))
 	if err == nil && webhook && channel != routing.AGUI && channel != routing.A2A {
 		err = fmt.Errorf("%w %q: webhooks exist for agui and a2a", routing.ErrUnknownChannel, channel)
@@ -74,7 +70,15 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, webhook bool) {
 		writeFailure(w, err, "")
 		return
 	}
-	ack, err := h.cfg.Broker.Publish(r.Context(), subject, body, r.Header.Get("Idempotency-Key"))
+	target, _ := routing.ParseSubject(subject) // SubjectFor wrote it
+	// The limit is the target user's, whoever publishes: one service publishing for many users
+	// is not limited as one user.
+	if h.ingressLimit != nil && h.ingressLimit.OnLimit(w, r, target.Token) {
+		h.cfg.Metrics.Published(channel, "rejected", 0)
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("more than %d publishes a second (bursts of %d) for this user", h.cfg.IngressRate, h.cfg.IngressBurst), "")
+		return
+	}
+	ack, err := h.cfg.Broker.Publish(r.Context(), subject, body, msgID(channel, target.Token, r.Header.Get("Idempotency-Key")))
 	if err != nil {
 		h.cfg.Metrics.Published(channel, "failed", 0)
 		h.log.Warn("publish failed", "subject", subject, "err", err)
@@ -85,19 +89,48 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, webhook bool) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "published", "stream": ack.Stream, "seq": ack.Seq, "duplicate": ack.Duplicate})
 }
 
+// Sizes that ingress adds to an event's body before it is stored, for checking that
+// --max-body fits the NATS server's payload limit.
+const (
+	// DefaultMaxBody is the default largest ingress body: 1 MiB, NATS's default payload
+	// limit, less room for the added timestamp and the headers.
+	DefaultMaxBody = 1<<20 - 2<<10
+	// StampOverhead bounds what the added timestamp field takes.
+	StampOverhead = 64
+	// MaxMsgID bounds the Nats-Msg-Id ingress writes: channel, user token and key.
+	MaxMsgID = 512
+)
+
+// maxIdempotencyKey bounds the Idempotency-Key header.
+const maxIdempotencyKey = 128
+
+// msgID scopes an Idempotency-Key to its channel and user: JetStream de-duplicates per
+// stream, so with the key alone one user's key would drop another user's event (and tell them
+// its sequence), and the CONTEXT stream, which holds the agui and a2a events together, would
+// drop an a2a event that came with the key of an agui one.
+func msgID(c routing.Channel, token, key string) string {
+	if key == "" {
+		return ""
+	}
+	return string(c) + "." + token + "." + key
+}
+
 // readEvent checks an ingress request and returns the subject and the event as it is stored.
 func (h *Handler) readEvent(w http.ResponseWriter, r *http.Request, id auth.Identity, channel routing.Channel, webhook bool) (string, []byte, error) {
 	if err := checkJSONContentType(r.Header.Get("Content-Type")); err != nil {
 		return "", nil, err
 	}
-	if k := r.Header.Get("Idempotency-Key"); len(k) > 128 || strings.ContainsFunc(k, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
-		return "", nil, badRequest("Idempotency-Key", "Idempotency-Key must be at most 128 printable ASCII characters")
+	if k := r.Header.Get("Idempotency-Key"); len(k) > maxIdempotencyKey || strings.ContainsFunc(k, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+		return "", nil, badRequest("Idempotency-Key", "Idempotency-Key must be at most %d printable ASCII characters", maxIdempotencyKey)
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return "", nil, &inputError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("body over %d bytes", tooBig.Limit)}
+		}
+		if isTimeout(err) {
+			return "", nil, &inputError{status: http.StatusRequestTimeout, msg: fmt.Sprintf("body not received within %s", h.cfg.ReadTimeout)}
 		}
 		return "", nil, badRequest("", "reading body: %v", err)
 	}

@@ -184,14 +184,15 @@ func TestPayloadsThatBypassIngress(t *testing.T) {
 	c := p.open(t, "/api/v1/stream/agui", token(t, "alice"), nil)
 	p.publishNATS(t, "agui.alice.X", "not json")
 	p.publishNATS(t, "agui.alice.X", "{\"a\":\xff}")
+	p.publishNATS(t, "agui.alice.X", "{\"a\":\"\xff\"}") // JSON, but not UTF-8
 	p.publishNATS(t, "agui.alice.X", `{"big":"`+strings.Repeat("x", 100)+`"}`)
 	p.publishNATS(t, "agui.alice.Y", "also not json")
 	p.publishNATS(t, "agui.alice.X", "{\n  \"a\": 1,\r\n  \"b\": \"x y\"\n}")
 	if f := c.next(t); f.Data != `{"a":1,"b":"x y"}` {
 		t.Fatalf("frame = %q, want the multi-line event compacted, and the bad ones skipped", f.Data)
 	}
-	if got := m.get("skipped agui not_json"); got != 3 {
-		t.Errorf("skipped not_json = %d, want 3", got)
+	if got := m.get("skipped agui not_json"); got != 4 {
+		t.Errorf("skipped not_json = %d, want 4", got)
 	}
 	if got := m.get("skipped agui too_large"); got != 1 {
 		t.Errorf("skipped too_large = %d, want 1", got)
@@ -231,6 +232,11 @@ func (m *countingMetrics) StreamClosed(c routing.Channel, reason string) {
 func (m *countingMetrics) Delivered(c routing.Channel, n int) { m.addN("delivered "+string(c), n) }
 func (m *countingMetrics) Skipped(c routing.Channel, reason string) {
 	m.add("skipped " + string(c) + " " + reason)
+}
+func (m *countingMetrics) ConsumerCreated(time.Duration) {}
+func (m *countingMetrics) ConsumerDeleted(time.Duration) {}
+func (m *countingMetrics) ViewSkipped(view, reason string) {
+	m.add("view skipped " + view + " " + reason)
 }
 func (m *countingMetrics) Heartbeat(c routing.Channel) { m.add("heartbeat " + string(c)) }
 func (m *countingMetrics) Published(c routing.Channel, outcome string, _ time.Duration) {

@@ -34,6 +34,8 @@ type config struct {
 	heartbeat    time.Duration
 	retention    time.Duration
 	maxBody      int64
+	maxBytes     int64
+	readTimeout  time.Duration
 	writeTimeout time.Duration
 	logFormat    string
 	logLevel     string
@@ -41,7 +43,8 @@ type config struct {
 	natsCreds, natsNkey, natsUser, natsPassword string
 	natsTLSCA, natsTLSCert, natsTLSKey          string
 	replicas                                    int
-	maxConnsPerUser, maxConns, ingressRate      int
+	maxConnsPerUser, maxConns                   int
+	ingressRate, ingressBurst                   int
 	queue                                       int
 	inactiveThreshold, natsGrace                time.Duration
 	delivery                                    string
@@ -68,7 +71,9 @@ func flags(c *config) []cli.Flag {
 		str("jwt-secret", "", "HS256 secret for tokens (default: generated into the data directory)", &c.jwtSecret),
 		dur("heartbeat", 15*time.Second, "idle time after which a stream gets a heartbeat frame", &c.heartbeat),
 		dur("retention", 24*time.Hour, "how long streams keep events", &c.retention),
-		&cli.Int64Flag{Name: "max-body", Value: 1 << 20, Usage: "largest ingress body in bytes", EnvVars: env("max-body"), Destination: &c.maxBody},
+		&cli.Int64Flag{Name: "max-body", Value: sse.DefaultMaxBody, Usage: "largest ingress body in bytes; with its headers, an event must fit the NATS server's payload limit (1 MiB unless configured otherwise)", EnvVars: env("max-body"), Destination: &c.maxBody},
+		&cli.Int64Flag{Name: "max-bytes", Value: routing.DefaultStreamOptions.MaxBytes, Usage: "size limit of each stream in bytes; past it the oldest events are discarded (0: no limit). The server reserves it per stream against its JetStream storage", EnvVars: env("max-bytes"), Destination: &c.maxBytes},
+		dur("read-timeout", 10*time.Second, "time a request body may take to arrive; a body still trickling in after it is cut off (streams are not affected)", &c.readTimeout),
 		dur("write-timeout", 10*time.Second, "a stream client that takes no frame for this long is disconnected", &c.writeTimeout),
 		str("log-format", "text", "log format: text or json", &c.logFormat),
 		str("log-level", "info", "log level: debug, info, warn or error", &c.logLevel),
@@ -82,7 +87,8 @@ func flags(c *config) []cli.Flag {
 		integer("replicas", 1, "copies of each stream (3 recommended on a cluster)", &c.replicas),
 		integer("max-conns-per-user", 10, "open streams per user on this node (0: no limit)", &c.maxConnsPerUser),
 		integer("max-conns", 100_000, "open streams on this node (0: no limit)", &c.maxConns),
-		integer("ingress-rate", 100, "publishes per second per user (0: no limit)", &c.ingressRate),
+		integer("ingress-rate", 500, "publishes per second for one user, whoever publishes them, on this node (0: no limit)", &c.ingressRate),
+		integer("ingress-burst", 1000, "publishes one user may make at once before --ingress-rate applies", &c.ingressBurst),
 		str("delivery", "shared", "where live events come from: shared (one JetStream consumer per stream and node, fanned out in process) or consumer (one per connection)", &c.delivery),
 		integer("queue", 1024, "events queued for one stream on the shared path; a client that falls further behind is cut off and resumes by cursor", &c.queue),
 		dur("nats-grace", 2*time.Second, "how long NATS may be away before open streams end (their clients resume by id) and publishes and new streams get 503; a failover within a NATS cluster inside it goes unseen", &c.natsGrace),
@@ -110,6 +116,9 @@ func (c config) check() error {
 		{"max-conns", c.maxConns, c.maxConns >= 0, "0 (no limit) or more"},
 		{"max-conns-per-user", c.maxConnsPerUser, c.maxConnsPerUser >= 0, "0 (no limit) or more"},
 		{"ingress-rate", c.ingressRate, c.ingressRate >= 0, "0 (no limit) or more"},
+		{"ingress-burst", c.ingressBurst, c.ingressRate == 0 || c.ingressBurst >= c.ingressRate, "at least --ingress-rate"},
+		{"max-bytes", c.maxBytes, c.maxBytes >= 0, "0 (no limit) or a number of bytes"},
+		{"read-timeout", c.readTimeout, c.readTimeout > 0, "a positive duration"},
 		// The value is a secret: the message gives its length only.
 		{"jwt-secret", fmt.Sprintf("of %d bytes", len(c.jwtSecret)), c.jwtSecret == "" || len(c.jwtSecret) >= minJWTSecret,
 			fmt.Sprintf("at least %d bytes, best given in EVENTSD_JWT_SECRET, or none to use the one generated into the data directory", minJWTSecret)},
@@ -209,6 +218,7 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 	streams := routing.DefaultStreamOptions
 	streams.MaxAge = c.retention
 	streams.Replicas = c.replicas
+	streams.MaxBytes = c.maxBytes
 	m := metrics.New(func() bool { return d.bus.Connected() })
 	d.bus, err = bus.Connect(connectCtx, bus.Config{
 		URL: d.natsURL, Auth: natsAuth, Streams: streams, Logger: log, Metrics: m,
@@ -232,6 +242,10 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 		log.Info("waiting for JetStream", "err", err)
 		time.Sleep(250 * time.Millisecond)
 	}
+	if limit := d.bus.MaxPayload(); c.maxBody+bus.PublishOverhead+sse.StampOverhead+sse.MaxMsgID > limit {
+		return nil, fmt.Errorf("--max-body %d: the NATS server stores at most %d bytes per event, headers and added fields included: want at most %d",
+			c.maxBody, limit, limit-bus.PublishOverhead-sse.StampOverhead-sse.MaxMsgID)
+	}
 	if err := d.bus.StartContexts(connectCtx); err != nil {
 		return nil, err
 	}
@@ -242,11 +256,13 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 		Heartbeat:       c.heartbeat,
 		WriteTimeout:    c.writeTimeout,
 		MaxBody:         c.maxBody,
+		ReadTimeout:     c.readTimeout,
 		Logger:          log,
 		Metrics:         m,
 		MaxConnsPerUser: c.maxConnsPerUser,
 		MaxConns:        c.maxConns,
 		IngressRate:     c.ingressRate,
+		IngressBurst:    c.ingressBurst,
 	})
 	if err != nil {
 		return nil, err

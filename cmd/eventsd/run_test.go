@@ -20,7 +20,7 @@ import (
 func testConfig(dir string) config {
 	return config{
 		listen: "127.0.0.1:0", dataDir: dir, natsListen: "0",
-		heartbeat: time.Minute, retention: time.Hour, maxBody: 1 << 20,
+		heartbeat: time.Minute, retention: time.Hour, maxBody: sse.DefaultMaxBody,
 		writeTimeout: 10 * time.Second, logFormat: "text", logLevel: "error",
 		replicas: 1, maxConnsPerUser: 10, maxConns: 1000, ingressRate: 100, inactiveThreshold: 10 * time.Second,
 	}
@@ -195,6 +195,9 @@ func TestRunRefusesBadSettings(t *testing.T) {
 		{"--max-conns", "-1", "--max-conns -1: want 0 (no limit) or more"},
 		{"--max-conns-per-user", "-1", "--max-conns-per-user -1: want 0 (no limit) or more"},
 		{"--ingress-rate", "-3", "--ingress-rate -3: want 0 (no limit) or more"},
+		{"--ingress-burst", "100", "--ingress-burst 100: want at least --ingress-rate"},
+		{"--max-bytes", "-1", "--max-bytes -1: want 0 (no limit) or a number of bytes"},
+		{"--read-timeout", "0s", "--read-timeout 0s: want a positive duration"},
 		{"--jwt-secret", "hunter2", "--jwt-secret of 7 bytes: want at least 32 bytes, best given in EVENTSD_JWT_SECRET, or none to use the one generated into the data directory"},
 		{"--jwt-secret", strings.Repeat("k", 31), "--jwt-secret of 31 bytes: want at least 32 bytes, best given in EVENTSD_JWT_SECRET, or none to use the one generated into the data directory"},
 	} {
