@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsd/eventsd/bus"
@@ -25,15 +24,7 @@ func startWithContexts(t *testing.T, cfg bus.Config) (*bus.Bus, jetstream.JetStr
 	if err := b.StartContexts(testContext(t)); err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := testplane.Client(t, url)
 	return b, js
 }
 

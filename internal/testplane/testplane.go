@@ -99,7 +99,15 @@ func StartWith(t testing.TB, cfg sse.Config, bc bus.Config) *Plane {
 	ts.Start()
 	t.Cleanup(ts.Close) // runs before the bus closes: streams end first
 	t.Cleanup(h.Close)  // runs first: detached streams, which ts.Close does not see
-	nc, err := nats.Connect(natsURL)
+	nc, js := Client(t, natsURL)
+	return &Plane{conns: conns, URL: ts.URL, NATSURL: natsURL, Bus: b, NC: nc, JS: js}
+}
+
+// Client connects a NATS client of the test's own, as a producer or an operator would, until
+// the test ends.
+func Client(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +116,7 @@ func StartWith(t testing.TB, cfg sse.Config, bc bus.Config) *Plane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Plane{conns: conns, URL: ts.URL, NATSURL: natsURL, Bus: b, NC: nc, JS: js}
+	return nc, js
 }
 
 // Token mints a token for user, valid for an hour.
