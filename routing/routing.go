@@ -121,13 +121,22 @@ func StreamFor(c Channel) (string, error) {
 }
 
 // Protocol names the protocol of an event on the contexts stream, from its subject:
-// "agui", "a2a" or "system"; "" for a subject outside the contexts stream.
+// "agui", "a2a" or "system"; "" for a subject outside the contexts stream. It only labels: the
+// bus has checked every subject it delivers with ParseSubject, so this looks at the prefix.
 func Protocol(subject string) string {
-	s, err := ParseSubject(subject)
-	if err != nil || !s.Fanned && s.Channel != System {
+	rest, ok := strings.CutPrefix(subject, "context.")
+	if !ok {
 		return ""
 	}
-	return string(s.Channel)
+	p, _, ok := strings.Cut(rest, ".")
+	if !ok {
+		return ""
+	}
+	switch p {
+	case "agui", "a2a", "system":
+		return p
+	}
+	return ""
 }
 
 // ErrInvalidSubject is returned for a subject that is not the subject of one user's event.
