@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +31,8 @@ var (
 	// ErrTooLarge is returned for an event that, with its headers, is over the NATS server's
 	// payload limit, so no stream can store it.
 	ErrTooLarge = errors.New("bus: event too large")
+	// ErrNoStorage is returned when the server cannot reserve a stream's byte limit.
+	ErrNoStorage = errors.New("bus: JetStream lacks the storage for the streams")
 )
 
 // Config configures a Bus. Only URL is required.
@@ -223,7 +227,7 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 	}
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: connect %s: %v", ErrUnavailable, cfg.URL, err)
+		return nil, fmt.Errorf("%w: connect %s: %v", ErrUnavailable, RedactURL(cfg.URL), err)
 	}
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(cfg.Timeout))
 	if err != nil {
@@ -235,6 +239,25 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 	b.bg, b.stopBg = context.WithCancel(context.Background())
 	bp.Store(b)
 	return b, nil
+}
+
+// RedactURL returns comma-separated NATS URLs with their passwords or tokens replaced, for
+// printing and logging.
+func RedactURL(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		switch {
+		case err != nil:
+			parts[i] = "<unparsable URL>" // it may hold credentials
+		case u.User != nil:
+			if _, ok := u.User.Password(); !ok { // a token in the user part
+				u.User = url.User("xxxxx")
+			}
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // EnsureStreams creates the event plane's streams, or updates them to the configured settings.
@@ -257,8 +280,8 @@ func (b *Bus) ensure(ctx context.Context) error {
 	for _, spec := range routing.Streams(b.cfg.Streams) {
 		if _, err := b.js.CreateOrUpdateStream(ctx, streamConfig(spec)); err != nil {
 			if isAPIError(err, jsInsufficientResources, jsStorageExceeded) {
-				return fmt.Errorf("bus: ensure stream %s: %w (the server reserves each stream's byte limit, %d bytes, against its JetStream storage: lower it or give JetStream more)",
-					spec.Name, err, spec.MaxBytes)
+				return fmt.Errorf("%w: stream %s: %v (the server reserves each stream's byte limit, %d bytes, against its JetStream storage: lower it or give JetStream more)",
+					ErrNoStorage, spec.Name, err, spec.MaxBytes)
 			}
 			return fmt.Errorf("bus: ensure stream %s: %w", spec.Name, err)
 		}
@@ -560,7 +583,7 @@ func (b *Bus) CoreSubscribe(subject string, fn func(data []byte)) (stop func(), 
 	}
 	nc, err := nats.Connect(b.cfg.URL, append(authOpts, nats.Name(b.cfg.Name), nats.Timeout(b.cfg.Timeout))...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: connect %s: %v", ErrUnavailable, b.cfg.URL, err)
+		return nil, fmt.Errorf("%w: connect %s: %v", ErrUnavailable, RedactURL(b.cfg.URL), err)
 	}
 	sub, err := nc.Subscribe(subject, func(m *nats.Msg) { fn(m.Data) })
 	if err == nil {

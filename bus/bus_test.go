@@ -393,3 +393,16 @@ func TestFeedOutlivesShortOutage(t *testing.T) {
 		})
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"nats://127.0.0.1:4222":                                "nats://127.0.0.1:4222",
+		"nats://eventsd:s3cret@127.0.0.1:4222":                 "nats://eventsd:xxxxx@127.0.0.1:4222",
+		"nats://tok3n@a:4222, nats://u:p@b:4222,nats://c:4222": "nats://xxxxx@a:4222,nats://u:xxxxx@b:4222,nats://c:4222",
+		"nats://u:p@[::1:4222":                                 "<unparsable URL>",
+	} {
+		if got := bus.RedactURL(in); got != want || strings.Contains(got, "s3cret") {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

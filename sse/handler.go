@@ -103,6 +103,9 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
+	if cfg.IngressBurst < cfg.IngressRate {
+		cfg.IngressBurst = 2 * cfg.IngressRate
+	}
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = 10 * time.Second
 	}
@@ -126,21 +129,18 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.IngressRate > 0 {
 		// A sliding window of one burst's length: up to IngressBurst publishes at once, and
 		// IngressRate a second on average.
-		burst := cfg.IngressBurst
-		if burst < cfg.IngressRate {
-			burst = 2 * cfg.IngressRate
-		}
-		window := time.Duration(float64(time.Second) * float64(burst) / float64(cfg.IngressRate))
-		h.ingressLimit = httprate.NewRateLimiter(burst, window)
+		window := time.Duration(float64(time.Second) * float64(cfg.IngressBurst) / float64(cfg.IngressRate))
+		h.ingressLimit = httprate.NewRateLimiter(cfg.IngressBurst, window)
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	r := chi.NewRouter()
-	r.Use(h.limitQuery)
-	// Every route, those that refuse a request without reading its body too: net/http reads
-	// what is left of a small body after the handler, with no deadline of its own.
+	// First, on every route, those that refuse a request without reading its body too:
+	// net/http reads what is left of a small body after the handler, with no deadline of its
+	// own.
 	r.Use(BodyDeadline(cfg.ReadTimeout))
+	r.Use(h.limitQuery)
 	r.Get("/healthz", h.healthz)
 	r.Get("/readyz", h.readyz)
 	r.Get("/api/v1/stream/{channel}", h.stream)

@@ -78,6 +78,12 @@ func TestIdempotencyKeyPerUserAndChannel(t *testing.T) {
 func TestIngressRateLimitIsPerTargetUser(t *testing.T) {
 	p := newPlane(t, sse.Config{IngressRate: 5, IngressBurst: 10})
 	svc := token(t, "agent-runtime", auth.RoleService)
+	// alice may not publish for user-0: her refused attempts spend none of user-0's budget.
+	for range 20 {
+		if code, _ := p.post(t, "/api/v1/events/agui?user=user-0", token(t, "alice"), "application/json", `{"type":"CUSTOM","name":"n","value":1}`); code != http.StatusForbidden {
+			t.Fatalf("alice publishing for user-0: %d, want 403", code)
+		}
+	}
 	for u := range 8 {
 		for range 10 {
 			if code, ans := p.post(t, fmt.Sprintf("/api/v1/events/agui?user=user-%d", u), svc, "application/json", `{"type":"CUSTOM","name":"n","value":1}`); code != http.StatusOK {
@@ -91,6 +97,10 @@ func TestIngressRateLimitIsPerTargetUser(t *testing.T) {
 	}
 	if code, _ := p.post(t, "/api/v1/events/agui", token(t, "user-0"), "application/json", `{"type":"CUSTOM","name":"n","value":1}`); code != http.StatusTooManyRequests {
 		t.Fatalf("user-0's own publish after the service spent the budget: %d, want 429", code)
+	}
+	// Past the limit the body is not read: a malformed one gets 429, not 400.
+	if code, _ := p.post(t, "/api/v1/events/agui", token(t, "user-0"), "application/json", `{"type":`); code != http.StatusTooManyRequests {
+		t.Fatalf("malformed body past the limit: %d, want 429 before the body is read", code)
 	}
 }
 
@@ -130,6 +140,7 @@ func TestReadTimeout(t *testing.T) {
 		{"unauthenticated", "/api/v1/webhook/agui", "", "401"},
 		{"to no endpoint", "/api/v1/nope", "", "404"},
 		{"to a stream", "/api/v1/stream/agui", "", "405"},
+		{"with a query over the limit", "/api/v1/events/agui?x=" + strings.Repeat("a", 5000), "", "414"},
 	} {
 		if got := trickle(t, addr, tt.path, tt.tok); !strings.HasPrefix(got, "HTTP/1.1 "+tt.status) {
 			t.Errorf("%s trickling body: %q, want %s and the connection closed", tt.what, got, tt.status)

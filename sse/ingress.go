@@ -54,6 +54,17 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, webhook bool) {
 		writeError(w, http.StatusNotFound, err.Error(), "channel")
 		return
 	}
+	// The limit is the target user's, whoever publishes: one service publishing for many users
+	// is not limited as one user. Where the target is known before the body (the caller, or
+	// ?user= from a caller allowed to name it), it is checked first, so that a caller over the
+	// limit costs no body read; a webhook names its user in the body.
+	checked := false
+	if tok, ok := targetBeforeBody(r, id); ok && !webhook {
+		if h.overLimit(w, r, channel, tok) {
+			return
+		}
+		checked = true
+	}
 	subject, body, err := h.readEvent(w, r, id, channel, webhook)
 	if err != nil {
 		h.cfg.Metrics.Published(channel, "rejected", 0)
@@ -71,11 +82,7 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, webhook bool) {
 		return
 	}
 	target, _ := routing.ParseSubject(subject) // SubjectFor wrote it
-	// The limit is the target user's, whoever publishes: one service publishing for many users
-	// is not limited as one user.
-	if h.ingressLimit != nil && h.ingressLimit.OnLimit(w, r, target.Token) {
-		h.cfg.Metrics.Published(channel, "rejected", 0)
-		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("more than %d publishes a second (bursts of %d) for this user", h.cfg.IngressRate, h.cfg.IngressBurst), "")
+	if !checked && h.overLimit(w, r, channel, target.Token) {
 		return
 	}
 	ack, err := h.cfg.Broker.Publish(r.Context(), subject, body, msgID(channel, target.Token, r.Header.Get("Idempotency-Key")))
@@ -87,6 +94,31 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, webhook bool) {
 	}
 	h.cfg.Metrics.Published(channel, "published", h.now().Sub(start))
 	writeJSON(w, http.StatusOK, map[string]any{"status": "published", "stream": ack.Stream, "seq": ack.Seq, "duplicate": ack.Duplicate})
+}
+
+// targetBeforeBody returns the token of the user a publish is for when the request says so
+// before its body: the caller, or the ?user= that the caller may name. A ?user= the caller may
+// not name gets its 403 later and must not spend that user's budget.
+func targetBeforeBody(r *http.Request, id auth.Identity) (string, bool) {
+	user := id.User
+	if q := r.URL.Query(); q.Has("user") {
+		if q.Get("user") != id.User && !id.Privileged() {
+			return "", false
+		}
+		user = q.Get("user")
+	}
+	tok, err := routing.UserToken(user)
+	return tok, err == nil
+}
+
+// overLimit spends one of the target user's publishes, or answers 429 and reports true.
+func (h *Handler) overLimit(w http.ResponseWriter, r *http.Request, channel routing.Channel, token string) bool {
+	if h.ingressLimit == nil || !h.ingressLimit.OnLimit(w, r, token) {
+		return false
+	}
+	h.cfg.Metrics.Published(channel, "rejected", 0)
+	writeError(w, http.StatusTooManyRequests, fmt.Sprintf("more than %d publishes a second (bursts of %d) for this user", h.cfg.IngressRate, h.cfg.IngressBurst), "")
+	return true
 }
 
 // Sizes that ingress adds to an event's body before it is stored, for checking that

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -56,7 +57,8 @@ func natsFlags() []cli.Flag {
 
 // natsConfig returns the bus settings for --nats-url. The credentials are --nats-user and
 // --nats-password when given, else those in the URL, else the embedded server's from the
-// password file eventsd generated in --data-dir.
+// password file eventsd generated in --data-dir. A --nats-url named without a --data-dir that
+// holds one is a server of the user's own, reached without credentials.
 func natsConfig(c *cli.Context, name string) (bus.Config, error) {
 	cfg := bus.Config{URL: c.String("nats-url"), Name: name}
 	if user, password := c.String("nats-user"), c.String("nats-password"); user != "" || password != "" {
@@ -69,6 +71,9 @@ func natsConfig(c *cli.Context, name string) (bus.Config, error) {
 		}
 	}
 	password, err := datadir.Read(c.String("data-dir"), datadir.NATSPasswordFile)
+	if errors.Is(err, os.ErrNotExist) && c.IsSet("nats-url") && !c.IsSet("data-dir") {
+		return cfg, nil // a server of its own, which may take clients without credentials
+	}
 	if err != nil {
 		return cfg, fmt.Errorf("NATS credentials: %w (pass the --data-dir of eventsd, --nats-user and --nats-password, or a --nats-url that holds them)", err)
 	}

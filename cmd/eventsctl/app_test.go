@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/internal/testplane"
 	"github.com/eventsd/eventsd/routing"
@@ -334,6 +336,8 @@ func TestNATSCredentials(t *testing.T) {
 		{"wrong password file", []string{"streams", "--nats-url", bare, "--data-dir", wrongDir}, "Authorization Violation"},
 		{"wrong --nats-password", []string{"streams", "--nats-url", bare, "--nats-password", "guess"}, "Authorization Violation"},
 		{"wrong --nats-user", []string{"streams", "--nats-url", bare, "--nats-user", "admin", "--nats-password", testplane.NATSPassword}, "Authorization Violation"},
+		{"--nats-url alone, to a server that asks for credentials", []string{"streams", "--nats-url", bare}, "Authorization Violation"},
+		{"a server that takes anyone (connected: it has no streams)", []string{"streams", "--nats-url", openServer(t)}, "stream not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := ctl(t, tc.args...)
@@ -344,5 +348,29 @@ func TestNATSCredentials(t *testing.T) {
 				t.Fatalf("eventsctl %v = %q, %v; want an error with %q", tc.args, out, err, tc.want)
 			}
 		})
+	}
+}
+
+// openServer runs a JetStream server that takes clients without credentials, as an operator's
+// own might, and returns its URL.
+func openServer(t *testing.T) string {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	return ns.ClientURL()
+}
+
+// TestNATSErrorsHidePasswords: a password in --nats-url never shows in what eventsctl prints.
+func TestNATSErrorsHidePasswords(t *testing.T) {
+	_, err := ctl(t, "streams", "--nats-url", "nats://eventsd:hunter2-secret@127.0.0.1:1")
+	if err == nil || strings.Contains(err.Error(), "hunter2-secret") {
+		t.Fatalf("eventsctl streams against a closed port: %v, want an error without the password", err)
 	}
 }

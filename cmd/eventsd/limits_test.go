@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -15,5 +16,15 @@ func TestRunRefusesMaxBodyOverPayload(t *testing.T) {
 		"--log-level", "error", "--max-body", "1048576"}, io.Discard, io.Discard)
 	if err == nil || !strings.HasPrefix(err.Error(), "--max-body 1048576: the NATS server stores at most 1048576 bytes per event") {
 		t.Fatalf("--max-body 1048576 against a 1 MiB payload limit: %v, want it refused, naming the flag", err)
+	}
+}
+
+// TestRunRefusesMaxBytesWithoutStorage: a --max-bytes that the server cannot reserve for every
+// stream stops eventsd at once, naming the flag, instead of waiting for JetStream.
+func TestRunRefusesMaxBytesWithoutStorage(t *testing.T) {
+	err := run(context.Background(), []string{"eventsd", "--data-dir", t.TempDir(), "--nats-listen", "0", "--listen", "127.0.0.1:0",
+		"--log-level", "error", "--max-bytes", strconv.Itoa(1 << 60)}, io.Discard, io.Discard)
+	if err == nil || !strings.HasPrefix(err.Error(), "--max-bytes 1152921504606846976: bus: JetStream lacks the storage") {
+		t.Fatalf("--max-bytes of 1 EiB: %v, want it refused at once, naming the flag", err)
 	}
 }

@@ -236,6 +236,9 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 		if err == nil {
 			break
 		}
+		if errors.Is(err, bus.ErrNoStorage) { // waiting will not change it
+			return nil, fmt.Errorf("--max-bytes %d: %w", c.maxBytes, err)
+		}
 		if connectCtx.Err() != nil {
 			return nil, err
 		}
@@ -290,7 +293,7 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 	if d.nats != nil {
 		fmt.Fprintf(stdout, "eventsd: embedded NATS on %s (store %s)\n", d.natsURL, filepath.Join(c.dataDir, "jetstream"))
 	} else {
-		fmt.Fprintf(stdout, "eventsd: NATS at %s\n", d.natsURL)
+		fmt.Fprintf(stdout, "eventsd: NATS at %s\n", bus.RedactURL(d.natsURL))
 	}
 	if c.jwtSecret == "" {
 		fmt.Fprintf(stdout, "eventsd: mint a token with: go run ./cmd/eventsctl token --user alice --data-dir %s\n", c.dataDir)

@@ -23,12 +23,19 @@ const (
 // ErrEmpty is returned for a secret file that holds nothing.
 var ErrEmpty = errors.New("datadir: empty secret file")
 
-// Read returns the secret in the file name inside dir, without surrounding white space.
+// ErrExposed is returned for a secret file that users other than its owner may read.
+var ErrExposed = errors.New("datadir: secret file readable by other users")
+
+// Read returns the secret in the file name inside dir, without surrounding white space. A file
+// that others may read is refused: the secret in it is no longer one.
 func Read(dir, name string) (string, error) {
 	path := filepath.Join(dir, name)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("datadir: read %s: %w", name, err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%w: %s has mode %04o: chmod 600 it (and replace the secret if others may have read it)", ErrExposed, path, fi.Mode().Perm())
 	}
 	s := strings.TrimSpace(string(b))
 	if s == "" {
@@ -65,6 +72,10 @@ func ReadOrCreate(dir, name string) (string, error) {
 	}
 	if err == nil {
 		err = os.Link(tmp.Name(), filepath.Join(dir, name))
+		if err != nil && !errors.Is(err, os.ErrExist) {
+			// A file system without hard links: create the file exclusively instead.
+			err = writeExclusive(filepath.Join(dir, name), s)
+		}
 	}
 	if errors.Is(err, os.ErrExist) { // another process won the race
 		return Read(dir, name)
@@ -73,4 +84,17 @@ func ReadOrCreate(dir, name string) (string, error) {
 		return "", fmt.Errorf("datadir: create %s: %w", name, err)
 	}
 	return s, nil
+}
+
+// writeExclusive writes s to a new file at path, mode 0600, failing if the file exists.
+func writeExclusive(path, s string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(s + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -71,4 +71,10 @@ func TestRead(t *testing.T) {
 	if _, err := datadir.ReadOrCreate(dir, "empty"); !errors.Is(err, datadir.ErrEmpty) {
 		t.Fatalf("ReadOrCreate(empty) error = %v, want ErrEmpty, not a new secret", err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "exposed"), []byte("s3cret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := datadir.ReadOrCreate(dir, "exposed"); !errors.Is(err, datadir.ErrExposed) || s != "" {
+		t.Fatalf("ReadOrCreate(a file others may read) = %q, %v; want ErrExposed and no secret", s, err)
+	}
 }
