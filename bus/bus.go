@@ -286,14 +286,11 @@ func (b *Bus) ensure(ctx context.Context) error {
 			return fmt.Errorf("bus: ensure stream %s: %w", spec.Name, err)
 		}
 	}
-	_, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      routing.BucketContexts,
-		Description: "each user's contexts view, for CONTEXTS_SNAPSHOT",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(b.cfg.Streams.Replicas, 1),
-	})
-	if err != nil {
+	if err := b.ensureBucket(ctx); err != nil {
+		if isAPIError(err, jsInsufficientResources, jsStorageExceeded) {
+			return fmt.Errorf("%w: bucket %s: %v (the server reserves its byte limit, the streams' %d bytes, against its JetStream storage: lower it or give JetStream more)",
+				ErrNoStorage, routing.BucketContexts, err, b.cfg.Streams.MaxBytes)
+		}
 		return fmt.Errorf("bus: ensure bucket %s: %w", routing.BucketContexts, err)
 	}
 	return nil

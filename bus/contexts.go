@@ -90,7 +90,9 @@ func (p *projection) restart() {
 // Every eventsd node runs one. Applying is idempotent (a view records the stream's epoch and
 // the last sequence it applied), so nodes that apply the same event agree, and a restarted node
 // replays the stream's retained context events without changing anything already applied.
-// An event that can never be applied is logged, counted (Metrics.ViewSkipped) and passed over;
+// Events waiting are applied in batches (up to batchEvents events or batchBytes), with one read
+// and one write of each user's view, so that one user's flood costs the others little. An
+// event that can never be applied is logged, counted (Metrics.ViewSkipped) and passed over;
 // while NATS is away the projector waits and tries again, backing off up to 30 s.
 func (b *Bus) StartContexts(ctx context.Context) error {
 	kv, err := b.js.KeyValue(ctx, routing.BucketContexts)
@@ -208,39 +210,134 @@ func (b *Bus) openRun(ctx context.Context) (*projectorRun, error) {
 	return r, nil
 }
 
-// projectFrom applies the run's events until its context ends or its consumer fails. It tries
-// an event again only while the failure may pass (NATS away); an event that can never be
-// applied is passed over.
+// The projector's batches. While its consumer reports more events pending, it gathers up to
+// batchEvents events or batchBytes of event data, then reads each user's view once, applies
+// that user's events in order and writes the view once: a user who sends many events costs a
+// view's read and write per batch, not per event. gatherWait is how long an event reported
+// pending may take to arrive (it may have been discarded meanwhile) before the batch goes on
+// without it.
+const (
+	batchEvents = 256
+	batchBytes  = 4 << 20
+	gatherWait  = 100 * time.Millisecond
+)
+
+// contextEvent is an event of the CONTEXT stream, as the projector applies it.
+type contextEvent struct {
+	subject string
+	data    []byte
+	seq     uint64
+	stored  time.Time
+}
+
+// projectFrom applies the run's events, a batch at a time, until its context ends or its
+// consumer fails. The position advances only once the whole batch is written.
 func (b *Bus) projectFrom(r *projectorRun) error {
 	for {
-		msg, err := r.it.Next(jetstream.NextContext(r.ctx))
+		batch, err := b.gather(r)
 		if err != nil {
 			return err
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		var order []string // the users in the order of their first event
+		groups := map[string][]contextEvent{}
+		for _, e := range batch {
+			tok, ok := contexts.UserToken(e.subject)
+			if !ok {
+				continue
+			}
+			key := contexts.KeyOfToken(tok)
+			if _, seen := groups[key]; !seen {
+				order = append(order, key)
+			}
+			groups[key] = append(groups[key], e)
+		}
+		for _, key := range order {
+			if err := b.projectUser(r, key, groups[key]); err != nil {
+				return err
+			}
+		}
+		b.proj.applied(r.run, batch[len(batch)-1].seq)
+	}
+}
+
+// gather waits for the next event and returns it with those that follow it at once: while the
+// consumer reports more pending, up to batchEvents events or batchBytes of data.
+func (b *Bus) gather(r *projectorRun) ([]contextEvent, error) {
+	var batch []contextEvent
+	size := 0
+	for pending := true; pending && len(batch) < batchEvents && size < batchBytes; {
+		msg, err := r.next(len(batch) > 0)
+		if err != nil {
+			if len(batch) > 0 && r.ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				break // what was pending did not come: go on with what did
+			}
+			return nil, err
 		}
 		meta, err := msg.Metadata()
 		if err != nil {
 			continue
 		}
-		seq := meta.Sequence.Stream
-		for wait := time.Duration(0); ; {
-			err := b.project(r.ctx, r.epoch, msg.Subject(), msg.Data(), seq, meta.Timestamp)
-			if errors.Is(err, errConflict) {
-				continue // another node wrote the view meanwhile: apply to the fresh one
-			}
-			if err == nil || !transient(err) {
-				if reason := skipReason(err); reason != "" {
-					b.log.Warn("contexts projector skipped an event", "subject", msg.Subject(), "seq", seq, "reason", reason, "err", err)
-					b.cfg.Metrics.ViewSkipped("contexts", reason)
-				}
-				break
-			}
+		pending = meta.NumPending > 0
+		batch = append(batch, contextEvent{subject: msg.Subject(), data: msg.Data(), seq: meta.Sequence.Stream, stored: meta.Timestamp})
+		size += len(msg.Data())
+	}
+	return batch, nil
+}
+
+// next returns the run's next event, waiting at most gatherWait for it if brief.
+func (r *projectorRun) next(brief bool) (jetstream.Msg, error) {
+	if !brief {
+		return r.it.Next(jetstream.NextContext(r.ctx))
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, gatherWait)
+	defer cancel()
+	return r.it.Next(jetstream.NextContext(ctx))
+}
+
+// skip is an event the projector passes over, and why.
+type skip struct {
+	ev     contextEvent
+	reason string
+	err    error
+}
+
+// projectUser applies one user's events of a batch to their view. It tries again while the
+// failure may pass (NATS away), and on the fresh view when another node wrote it meanwhile
+// (applying is idempotent). If the view cannot be written for a lasting reason, it applies the
+// events one at a time, so that only an event that can never be applied is passed over.
+func (b *Bus) projectUser(r *projectorRun, key string, events []contextEvent) error {
+	for wait := time.Duration(0); ; {
+		skips, err := b.project(r.ctx, r.epoch, key, events)
+		if errors.Is(err, errConflict) {
+			continue
+		}
+		if err != nil && transient(err) {
 			wait = nextWait(wait)
-			b.log.Warn("contexts projector", "subject", msg.Subject(), "seq", seq, "err", err, "retry_in", wait)
+			b.log.Warn("contexts projector", "subject", events[0].subject, "seq", events[0].seq, "err", err, "retry_in", wait)
 			if !sleep(r.ctx, wait) {
 				return r.ctx.Err()
 			}
+			continue
 		}
-		b.proj.applied(r.run, seq)
+		if err != nil && len(events) > 1 {
+			for i := range events {
+				if err := b.projectUser(r, key, events[i:i+1]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if err != nil {
+			skips = append(skips, skip{events[0], skipReason(err), err})
+		}
+		for _, s := range skips {
+			b.log.Warn("contexts projector skipped an event", "subject", s.ev.subject, "seq", s.ev.seq, "reason", s.reason, "err", s.err)
+			b.cfg.Metrics.ViewSkipped("contexts", s.reason)
+		}
+		return nil
 	}
 }
 
@@ -301,21 +398,27 @@ var errConflict = errors.New("bus: contexts view changed concurrently")
 // errMalformedView reports a stored view that cannot be read.
 var errMalformedView = errors.New("bus: malformed contexts view")
 
-// project applies one event of the CONTEXT stream of epoch to its user's view. A view that
-// cannot be read is replaced by one that starts with the event, and errMalformedView says so.
-func (b *Bus) project(ctx context.Context, epoch uint64, subject string, data []byte, seq uint64, stored time.Time) error {
-	tok, ok := contexts.UserToken(subject)
-	if !ok {
-		return nil
-	}
-	key := contexts.KeyOfToken(tok)
-	view, rev, err := b.view(ctx, key)
+// project applies events of the CONTEXT stream of epoch, all of one user's, in order, to the
+// view under key, and writes it once if they changed it. It returns the events that can never
+// be applied; a view that cannot be read is replaced by one that starts with the events, and
+// a skip with skipMalformedView (for the first of them) says so.
+func (b *Bus) project(ctx context.Context, epoch uint64, key string, events []contextEvent) ([]skip, error) {
+	view, rev, err := b.view(ctx, key, epoch)
 	malformed := errors.Is(err, errMalformedView)
 	if err != nil && !malformed {
-		return err
+		return nil, err
 	}
-	if changed, err := view.Apply(epoch, subject, data, seq, stored); err != nil || !changed {
-		return err
+	var skips []skip
+	changed := false
+	for _, e := range events {
+		ok, err := view.Apply(epoch, e.subject, e.data, e.seq, e.stored)
+		if err != nil {
+			skips = append(skips, skip{e, skipReason(err), err})
+		}
+		changed = changed || ok
+	}
+	if !changed {
+		return skips, nil
 	}
 	// The view fits contexts.MaxViewBytes; a server with a smaller payload limit gets less.
 	if limit := int(b.nc.MaxPayload()) - viewHeadroom; limit < contexts.MaxViewBytes {
@@ -323,7 +426,7 @@ func (b *Bus) project(ctx context.Context, epoch uint64, subject string, data []
 	}
 	value, err := json.Marshal(view)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if rev == 0 {
 		_, err = b.kv.Create(ctx, key, value)
@@ -331,15 +434,16 @@ func (b *Bus) project(ctx context.Context, epoch uint64, subject string, data []
 		_, err = b.kv.Update(ctx, key, value, rev)
 	}
 	if errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) {
-		return errConflict
+		return nil, errConflict
 	}
 	if err != nil {
-		return b.wrap("put "+key, err)
+		return nil, b.wrap("put "+key, err)
 	}
 	if malformed {
-		return fmt.Errorf("%w %s: started again", errMalformedView, key)
+		err := fmt.Errorf("%w %s: started again", errMalformedView, key)
+		skips = append([]skip{{events[0], skipMalformedView, err}}, skips...)
 	}
-	return nil
+	return skips, nil
 }
 
 // viewHeadroom is room for the headers and subject of a view's message within the server's
@@ -351,9 +455,11 @@ func isWrongSequence(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
 
-// view reads a user's view and its revision (0 when there is none). A view that cannot be read
-// comes back empty, with its revision and errMalformedView.
-func (b *Bus) view(ctx context.Context, key string) (*contexts.View, uint64, error) {
+// view reads a user's view and its revision (0 when there is none), as of the CONTEXT stream
+// of epoch: a view stored without an epoch is stamped (contexts.View.Stamp). A view that is
+// not there (never written, or dropped from a full bucket) comes back empty; one that cannot
+// be read comes back empty, with its revision and errMalformedView.
+func (b *Bus) view(ctx context.Context, key string, epoch uint64) (*contexts.View, uint64, error) {
 	entry, err := b.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return &contexts.View{}, 0, nil
@@ -365,7 +471,49 @@ func (b *Bus) view(ctx context.Context, key string) (*contexts.View, uint64, err
 	if err := json.Unmarshal(entry.Value(), &v); err != nil {
 		return &contexts.View{}, entry.Revision(), fmt.Errorf("%w %s: %v", errMalformedView, key, err)
 	}
+	v.Stamp(epoch, entry.Created())
 	return &v, entry.Revision(), nil
+}
+
+// ensureBucket creates the CONTEXTS bucket, or updates it to the configured settings. It holds
+// at most the streams' byte limit, and its stream discards its oldest values when full, so that
+// past the limit the views of the users least recently written are dropped (they count as
+// empty) rather than every write refused. A bucket is created to discard new values: it is
+// created so, while empty, and then changed in place; one that is there is only changed in
+// place, never by the key-value API, which would set it to refuse writes until changed again.
+func (b *Bus) ensureBucket(ctx context.Context) error {
+	const description = "each user's contexts view, for CONTEXTS_SNAPSHOT"
+	maxBytes, replicas := b.cfg.Streams.MaxBytes, max(b.cfg.Streams.Replicas, 1)
+	if maxBytes <= 0 {
+		maxBytes = -1
+	}
+	s, err := b.js.Stream(ctx, bucketStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = b.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      routing.BucketContexts,
+			Description: description,
+			History:     1,
+			MaxBytes:    maxBytes,
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+		})
+		if err != nil && !errors.Is(err, jetstream.ErrBucketExists) { // another node's is as good
+			return err
+		}
+		s, err = b.js.Stream(ctx, bucketStream)
+	}
+	if err != nil {
+		return err
+	}
+	cfg := s.CachedInfo().Config
+	if cfg.Discard == jetstream.DiscardOld && cfg.MaxBytes == maxBytes && cfg.Replicas == replicas &&
+		cfg.MaxMsgsPerSubject == 1 && cfg.Description == description {
+		return nil
+	}
+	cfg.Discard, cfg.MaxBytes, cfg.Replicas = jetstream.DiscardOld, maxBytes, replicas
+	cfg.MaxMsgsPerSubject, cfg.Description = 1, description
+	_, err = b.js.UpdateStream(ctx, cfg)
+	return err
 }
 
 // snapshot returns the contexts snapshot of user as of the CONTEXT stream of epoch, and the
@@ -382,7 +530,7 @@ func (b *Bus) snapshot(ctx context.Context, user string, epoch uint64) (data []b
 	if err != nil {
 		return nil, 0, err
 	}
-	view, _, err := b.view(ctx, key)
+	view, _, err := b.view(ctx, key, epoch)
 	if errors.Is(err, errMalformedView) {
 		b.log.Warn("contexts snapshot", "user", user, "err", err)
 	} else if err != nil {

@@ -1,6 +1,7 @@
 package bus_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -159,4 +160,262 @@ func TestDeletedBucketRebuildsViews(t *testing.T) {
 	if got := m.String(); got != "map[]" {
 		t.Fatalf("skipped = %s, want nothing", got)
 	}
+}
+
+// putView stores value as user's view, as another writer (or an earlier release) would.
+func putView(t *testing.T, js jetstream.JetStream, user, value string) {
+	t.Helper()
+	ctx := testContext(t)
+	kv, err := js.KeyValue(ctx, routing.BucketContexts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := contexts.Key(user)
+	if _, err := kv.Put(ctx, key, []byte(value)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLegacyViewAfterContextRecreated: a view stored by the release before views recorded
+// their epoch is kept while the CONTEXT stream it was built from lives; once CONTEXT is
+// deleted and recreated it counts as empty, although its sequence is beyond the new stream's:
+// the new stream's events reach the view, the snapshot shows them alone, the feed goes on
+// after it, and a client resumes from the snapshot's cursor.
+func TestLegacyViewAfterContextRecreated(t *testing.T) {
+	b, js := startWithContexts(t, bus.Config{Delivery: bus.DeliveryConsumer})
+	ctx := testContext(t)
+	alice := watchView(t, js, "alice")
+	for i := range 3 {
+		publish(t, b, routing.System, "alice", "CONTEXT_CREATED", fmt.Sprintf(`{"contextId":"a%d"}`, i))
+	}
+	alice.await(t, func(v contexts.View) bool { return v.Seq == 3 })
+	// As the earlier release would have stored it, at sequence 3, without an epoch.
+	putView(t, js, "alice", `{"seq":3,"contexts":{"old":{"context_id":"old","name":"old","created_at":"2025-01-01T00:00:00Z","updated_at":"2025-01-01T00:00:00Z","message_count":0,"task_count":0}}}`)
+	f, err := b.Subscribe(ctx, routing.Subscription{Channel: routing.Contexts, User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := snapshotIDs(t, f); got != "[old]" || f.Snapshot.Cursor.Seq != 3 {
+		t.Fatalf("snapshot of the legacy view = %s at %v, want [old] at 3", got, f.Snapshot.Cursor)
+	}
+	f.Close()
+
+	if err := js.DeleteStream(ctx, routing.StreamContext); err != nil {
+		t.Fatal(err)
+	}
+	// The publish finds no stream, has it recreated and goes again: it is the new stream's
+	// first event, at a sequence below the legacy view's.
+	if ack := publish(t, b, routing.System, "alice", "CONTEXT_CREATED", `{"contextId":"new"}`); ack.Seq > 3 {
+		t.Fatalf("the new stream's first event at %d", ack.Seq)
+	}
+	v := alice.await(t, func(v contexts.View) bool { return v.Contexts["new"] != nil })
+	if v.Contexts["old"] != nil || v.Epoch == 0 {
+		t.Fatalf("view after CONTEXT was recreated = %+v, want only the new stream's context, with its epoch", v)
+	}
+
+	f, err = b.Subscribe(ctx, routing.Subscription{Channel: routing.Contexts, User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := snapshotIDs(t, f); got != "[new]" || f.Snapshot.Cursor.Epoch != v.Epoch {
+		t.Fatalf("snapshot = %s at %v, want [new] at epoch %d", got, f.Snapshot.Cursor, v.Epoch)
+	}
+	ack := publish(t, b, routing.System, "alice", "CONTEXT_UPDATED", `{"contextId":"new","name":"renamed"}`)
+	if ev := next(t, f); ev.Cursor.Seq != ack.Seq || string(ev.Data) != `{"contextId":"new","name":"renamed"}` {
+		t.Fatalf("after the snapshot the feed got %v %s, want the rename at %d", ev.Cursor, ev.Data, ack.Seq)
+	}
+	c := f.Snapshot.Cursor
+	resumed, err := b.Subscribe(ctx, routing.Subscription{Channel: routing.Contexts, User: "alice", Cursor: &c})
+	if err != nil {
+		t.Fatalf("resume from the snapshot's cursor %v: %v", c, err)
+	}
+	defer resumed.Close()
+	if ev := next(t, resumed); ev.Cursor.Seq != ack.Seq {
+		t.Fatalf("resumed from the snapshot's cursor, the feed got %v %s, want the rename at %d", ev.Cursor, ev.Data, ack.Seq)
+	}
+}
+
+// floodContexts publishes n CONTEXT_CREATED events for user straight to NATS, each with the
+// longest id and name a view keeps, of control characters (six bytes each in JSON): past
+// contexts.MaxContexts of them every event rewrites a view at contexts.MaxViewBytes. It
+// returns the last one's sequence.
+func floodContexts(t *testing.T, js jetstream.JetStream, user string, n int) uint64 {
+	t.Helper()
+	ctx := testContext(t)
+	subject := "context.system." + user + ".CONTEXT_CREATED"
+	ctrl := strings.Repeat(`\u0001`, contexts.MaxIDBytes-5)
+	name := strings.Repeat(`\u0001`, contexts.MaxNameBytes)
+	var last jetstream.PubAckFuture
+	for i := range n {
+		data := fmt.Sprintf(`{"contextId":"%05d%s","name":"%s"}`, i, ctrl, name)
+		var err error
+		if last, err = js.PublishAsync(subject, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+		if i%500 == 499 || i == n-1 {
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-ctx.Done():
+				t.Fatal("publishing the flood did not complete")
+			}
+		}
+	}
+	select {
+	case ack := <-last.Ok():
+		return ack.Sequence
+	case err := <-last.Err():
+		t.Fatalf("publish %s: %v", subject, err)
+	}
+	return 0
+}
+
+// TestFloodDoesNotHoldBackOthers: one user's flood of events that each rewrite a view at its
+// byte bound (3,000, published straight to NATS, past ingress) does not keep another user's
+// later event out of their view. The projector applies a batch of events with one read and one
+// write of each user's view; applied one at a time (about 100 a second) the flood would hold
+// alice's event back for longer than await waits.
+func TestFloodDoesNotHoldBackOthers(t *testing.T) {
+	m := &skips{}
+	b, js := startWithContexts(t, bus.Config{Metrics: m})
+	mallory := watchView(t, js, "mallory")
+	alice := watchView(t, js, "alice")
+	last := floodContexts(t, js, "mallory", 3000)
+	published := time.Now()
+	publish(t, b, routing.System, "alice", "CONTEXT_CREATED", `{"contextId":"a1"}`)
+	alice.await(t, func(v contexts.View) bool { return v.Contexts["a1"] != nil })
+	t.Logf("alice's event reached her view %v after it was published, behind 3,000 of mallory's", time.Since(published))
+	v := mallory.await(t, func(v contexts.View) bool { return v.Seq == last })
+	if len(v.Contexts) == 0 || len(v.Contexts) > contexts.MaxContexts {
+		t.Fatalf("mallory's view holds %d contexts, want 1 to %d", len(v.Contexts), contexts.MaxContexts)
+	}
+	if got := m.String(); got != "map[]" {
+		t.Fatalf("skipped = %s, want nothing", got)
+	}
+}
+
+// advisories counts JetStream's advisories on subject, from now until the test ends.
+func advisories(t *testing.T, js jetstream.JetStream, subject string) <-chan struct{} {
+	t.Helper()
+	ch := make(chan struct{}, 16)
+	sub, err := js.Conn().Subscribe(subject, func(*nats.Msg) {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := js.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// TestFullBucketDropsLeastRecentViews: the CONTEXTS bucket holds at most the streams' byte
+// limit; past it the views least recently written are dropped, and writing goes on. A user
+// whose view was dropped starts again from nothing. A deleted bucket comes back with the same
+// limit and policy.
+func TestFullBucketDropsLeastRecentViews(t *testing.T) {
+	const limit = 64 << 10
+	m := &skips{}
+	opts := routing.DefaultStreamOptions
+	opts.MaxBytes = limit
+	b, js := startWithContexts(t, bus.Config{Metrics: m, Streams: opts})
+	ctx := testContext(t)
+	kv, err := js.KeyValue(ctx, routing.BucketContexts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkBucket := func(when string) jetstream.StreamInfo {
+		t.Helper()
+		s, err := js.Stream(ctx, "KV_"+routing.BucketContexts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Config.Discard != jetstream.DiscardOld || info.Config.MaxBytes != limit || info.Config.MaxMsgsPerSubject != 1 {
+			t.Fatalf("%s: bucket discard %v, max bytes %d, history %d, want %v, %d, 1", when,
+				info.Config.Discard, info.Config.MaxBytes, info.Config.MaxMsgsPerSubject, jetstream.DiscardOld, limit)
+		}
+		return *info
+	}
+	checkBucket("created")
+	// A bucket as the earlier release created it is updated in place.
+	s, err := js.Stream(ctx, "KV_"+routing.BucketContexts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := s.CachedInfo().Config
+	old.Discard, old.MaxBytes = jetstream.DiscardNew, -1
+	if _, err := js.UpdateStream(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkBucket("updated")
+
+	// Views of about 4.6 KB (an id of 250 control characters, its own name), 60 users: four
+	// times what the bucket holds. Each wave is in the views before the next is published, so
+	// that the CONTEXT stream, under the same limit, keeps every event until it is applied.
+	const users, wave = 60, 10
+	ctrl := strings.Repeat(`\u0001`, 250)
+	user := func(i int) string { return fmt.Sprintf("u%03d", i) }
+	for i := 0; i < users; i += wave {
+		last := watchView(t, js, user(i+wave-1))
+		for j := i; j < i+wave; j++ {
+			publishNATS(t, js, "context.system."+user(j)+".CONTEXT_CREATED", `{"contextId":"`+ctrl+`"}`)
+		}
+		last.await(t, func(v contexts.View) bool { return len(v.Contexts) == 1 })
+	}
+	info := checkBucket("full")
+	if info.State.Bytes > limit || info.State.Msgs >= users {
+		t.Fatalf("bucket holds %d views in %d bytes, want fewer than %d in at most %d", info.State.Msgs, info.State.Bytes, users, limit)
+	}
+	first, _ := contexts.Key(user(0))
+	if _, err := kv.Get(ctx, first); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("the least recently written view: Get = %v, want %v", err, jetstream.ErrKeyNotFound)
+	}
+	if got := m.String(); got != "map[]" {
+		t.Fatalf("skipped = %s, want nothing", got)
+	}
+	t.Logf("the bucket holds %d of %d views in %d bytes", info.State.Msgs, users, info.State.Bytes)
+
+	// A dropped view counts as empty: the user's next event starts it again, and the
+	// snapshot shows it alone.
+	dropped := watchView(t, js, user(0))
+	publish(t, b, routing.System, user(0), "CONTEXT_CREATED", `{"contextId":"again"}`)
+	v := dropped.await(t, func(v contexts.View) bool { return v.Contexts["again"] != nil })
+	if len(v.Contexts) != 1 {
+		t.Fatalf("%s's view after it was dropped = %+v, want only the new context", user(0), v)
+	}
+	f, err := b.Subscribe(ctx, routing.Subscription{Channel: routing.Contexts, User: user(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := snapshotIDs(t, f); got != "[again]" {
+		t.Fatalf("%s's snapshot = %s, want [again]", user(0), got)
+	}
+	f.Close()
+
+	// Deleted, the bucket is created again, then set to drop its oldest views.
+	updated := advisories(t, js, "$JS.EVENT.ADVISORY.STREAM.UPDATED.KV_"+routing.BucketContexts)
+	if err := js.DeleteStream(ctx, "KV_"+routing.BucketContexts); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-updated:
+	case <-ctx.Done():
+		t.Fatal("the bucket was not created again and updated")
+	}
+	checkBucket("recreated")
+	alice := watchView(t, js, "alice")
+	publish(t, b, routing.System, "alice", "CONTEXT_CREATED", `{"contextId":"a1"}`)
+	alice.await(t, func(v contexts.View) bool { return v.Contexts["a1"] != nil })
 }

@@ -12,10 +12,14 @@
 //   - task_count counts TASK_SUBMITTED events, message_count AGENT_MESSAGE events: the only
 //     counts the events state without guessing (AG-UI text messages carry no threadId).
 //
-// A view is bounded, so that no user can make it too large to store: names are cut to
-// MaxNameBytes, an event naming a context by an id longer than MaxIDBytes is not applied, and
-// a view keeps at most MaxContexts contexts in at most MaxViewBytes of JSON, dropping the least
-// recently updated first. Every node that applies the same events computes the same view.
+// A view is bounded, so that no user can make it too large to store or too slow to rewrite:
+// names are cut to MaxNameBytes, an event naming a context by an id longer than MaxIDBytes is
+// not applied, and a view keeps at most MaxContexts contexts in at most MaxViewBytes (256 KiB)
+// of JSON, dropping the least recently updated first. Every node that applies the same events
+// computes the same view, however it groups them: a view is trimmed after every event.
+//
+// A view records the life (epoch) of the CONTEXT stream it was built from. A view stored by an
+// earlier release records none; Stamp tells from when it was stored which life it belongs to.
 package contexts
 
 import (
@@ -46,8 +50,10 @@ const (
 	// MaxViewBytes bounds a view's JSON, well under NATS's default 1 MiB payload limit: past it
 	// the least recently updated contexts are dropped until it fits. JSON escapes a control
 	// character as six bytes, so MaxContexts contexts of the longest ids and names could
-	// otherwise take several MiB.
-	MaxViewBytes = 512 << 10
+	// otherwise take several MiB. It is what one user can make the projector read and write
+	// for every batch of their events, and what one user id can take in the CONTEXTS bucket;
+	// MaxContexts contexts with 36-byte ids and names of up to about 250 bytes fit whole.
+	MaxViewBytes = 256 << 10
 )
 
 // Errors Apply returns for an event that it can never apply.
@@ -116,9 +122,9 @@ func KeyOfToken(tok string) string {
 // View is one user's contexts, as of one life of the CONTEXT stream.
 type View struct {
 	// Epoch identifies the life of the CONTEXT stream the view was built from (its creation
-	// time, as in a cursor). Sequences restart when the stream is recreated, so a view of
-	// another epoch says nothing about the stream as it is: it counts as empty. A view stored
-	// before views recorded it has none (0) and is taken as of the current stream.
+	// time in Unix nanoseconds, as in a cursor). Sequences restart when the stream is
+	// recreated, so a view of another epoch says nothing about the stream as it is: it counts
+	// as empty. A view stored before views recorded it has none (0) until Stamp gives it one.
 	Epoch uint64 `json:"epoch,omitempty"`
 	// Seq is the CONTEXT stream sequence of the last event applied.
 	Seq      uint64                           `json:"seq"`
@@ -126,16 +132,36 @@ type View struct {
 }
 
 // Of reports whether the view was built from the CONTEXT stream of epoch, and so reflects
-// every event of its user up to Seq.
+// every event of its user up to Seq. An empty view (Seq 0) is of every epoch; a view stored
+// without an epoch is of none until Stamp gives it one.
 func (v *View) Of(epoch uint64) bool {
-	return v.Epoch == epoch || v.Epoch == 0
+	return v.Epoch == epoch || v.Epoch == 0 && v.Seq == 0
+}
+
+// Stamp gives a view read from the bucket, stored at stored, the epoch of the CONTEXT stream
+// it was built from if it records none (an earlier release wrote it). The stream that
+// was there when it was stored built it: if the stream of epoch was created by then, the view
+// is of epoch; if not, it was built from an earlier life of the stream, whose sequences say
+// nothing about this one, and it is emptied. So a view that an upgrade left without an epoch
+// is kept while its stream lives, and counts as empty once the stream is recreated, however
+// large its Seq.
+func (v *View) Stamp(epoch uint64, stored time.Time) {
+	if v.Epoch != 0 || v.Seq == 0 {
+		return
+	}
+	if stored.UnixNano() >= int64(epoch) {
+		v.Epoch = epoch
+		return
+	}
+	*v = View{}
 }
 
 // Apply applies one event, stored at seq in the CONTEXT stream of epoch, and reports whether
 // the view changed. Events at or before v.Seq were applied already and are ignored, so
 // applying a stream twice changes nothing. An event of a newer epoch than the view's starts
-// the view again from nothing; one of an older epoch (from a node that has not yet seen the
-// stream recreated) is ignored. It returns ErrMalformed or ErrIDTooLong, and leaves the view
+// the view again from nothing, as does any event for a view stored without an epoch that
+// Stamp did not stamp; one of an older epoch (from a node that has not yet seen the stream
+// recreated) is ignored. It returns ErrMalformed or ErrIDTooLong, and leaves the view
 // as it was, for an event it can never apply.
 func (v *View) Apply(epoch uint64, subject string, data []byte, seq uint64, stored time.Time) (bool, error) {
 	if !v.Of(epoch) {

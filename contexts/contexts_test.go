@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventsd/eventsd/event"
 )
 
 var t0 = time.Date(2026, 4, 20, 10, 0, 0, 0, time.UTC)
@@ -231,10 +233,43 @@ func TestEpochs(t *testing.T) {
 	if v.Of(10) || !v.Of(20) {
 		t.Fatalf("view of epoch %d: Of(10) = %v, Of(20) = %v", v.Epoch, v.Of(10), v.Of(20))
 	}
-	// A view stored before views recorded their epoch is taken as of the current stream.
-	legacy := View{Seq: 5}
-	if !legacy.Of(20) || apply(&legacy, 20, "x", 5) || !apply(&legacy, 20, "x", 6) || legacy.Epoch != 20 {
-		t.Fatalf("a view without an epoch was not continued: %+v", legacy)
+	// A view stored without an epoch, and not stamped, is of no stream: it starts again.
+	legacy := View{Seq: 5, Contexts: map[string]*event.ContextSummary{"old": {ContextID: "old"}}}
+	if legacy.Of(20) || !apply(&legacy, 20, "x", 1) || legacy.Contexts["old"] != nil || legacy.Epoch != 20 {
+		t.Fatalf("an unstamped view without an epoch was continued: %+v", legacy)
+	}
+	if empty := (View{}); !empty.Of(20) {
+		t.Fatal("an empty view is not of every epoch")
+	}
+}
+
+// TestStamp: a view stored without an epoch (by an earlier release) is of the CONTEXT stream
+// that was there when it was stored: kept while that stream lives, empty once it is recreated.
+func TestStamp(t *testing.T) {
+	const epoch = uint64(1_700_000_000_000_000_000) // the stream's creation, in Unix ns
+	created := time.Unix(0, int64(epoch))
+	for _, tt := range []struct {
+		name   string
+		view   View
+		stored time.Time
+		want   string // the view's epoch, seq and contexts after Stamp
+	}{
+		{"stored after the stream was created", View{Seq: 5000, Contexts: map[string]*event.ContextSummary{"old": {}}}, created.Add(time.Second), "1700000000000000000/5000/1"},
+		{"stored as the stream was created", View{Seq: 7, Contexts: map[string]*event.ContextSummary{"old": {}}}, created, "1700000000000000000/7/1"},
+		{"stored before the stream was recreated", View{Seq: 5000, Contexts: map[string]*event.ContextSummary{"old": {}}}, created.Add(-time.Second), "0/0/0"},
+		{"with an epoch: left alone", View{Epoch: 3, Seq: 9, Contexts: map[string]*event.ContextSummary{"c": {}}}, created.Add(-time.Second), "3/9/1"},
+		{"empty: left alone", View{}, created.Add(-time.Second), "0/0/0"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := tt.view
+			v.Stamp(epoch, tt.stored)
+			if got := fmt.Sprintf("%d/%d/%d", v.Epoch, v.Seq, len(v.Contexts)); got != tt.want {
+				t.Fatalf("Stamp(%d, %v) = %s, want %s", epoch, tt.stored, got, tt.want)
+			}
+			if tt.view.Epoch == 0 && !v.Of(epoch) {
+				t.Fatalf("after Stamp the view is not of epoch %d: %+v", epoch, v)
+			}
+		})
 	}
 }
 
