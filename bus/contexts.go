@@ -450,9 +450,10 @@ func (b *Bus) project(ctx context.Context, epoch uint64, key string, events []co
 // payload limit.
 const viewHeadroom = 1024
 
+// isWrongSequence reports a compare-and-set conflict: a replicated stream (R>1) reports it with
+// a code of its own.
 func isWrongSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	return isAPIError(err, jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // view reads a user's view and its revision (0 when there is none), as of the CONTEXT stream

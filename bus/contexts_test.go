@@ -1,6 +1,7 @@
 package bus_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/eventsd/eventsd/bus"
 	"github.com/eventsd/eventsd/contexts"
+	"github.com/eventsd/eventsd/internal/testplane"
 	"github.com/eventsd/eventsd/routing"
 )
 
@@ -418,4 +420,52 @@ func TestFullBucketDropsLeastRecentViews(t *testing.T) {
 	alice := watchView(t, js, "alice")
 	publish(t, b, routing.System, "alice", "CONTEXT_CREATED", `{"contextId":"a1"}`)
 	alice.await(t, func(v contexts.View) bool { return v.Contexts["a1"] != nil })
+}
+
+// TestProjectorsOnAClusterAgree: two nodes project one R3 stream into the same views. A view
+// the other node changed meanwhile (a compare-and-set conflict, which a replicated stream
+// reports with a code of its own) is brought up to date on the fresh view, never passed over.
+func TestProjectorsOnAClusterAgree(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node NATS cluster")
+	}
+	cluster := testplane.StartCluster(t, 3)
+	opts := routing.DefaultStreamOptions
+	opts.Replicas = 3
+	m := &skips{}
+	var nodes []*bus.Bus
+	for range 2 {
+		b, err := bus.Connect(testContext(t), bus.Config{URL: cluster.URLs(), Streams: opts, Metrics: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		// A cluster that has just started elects its JetStream leader first.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			attempt, cancel := context.WithTimeout(testContext(t), 3*time.Second)
+			err := b.EnsureStreams(attempt)
+			cancel()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+		}
+		if err := b.StartContexts(testContext(t)); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, b)
+	}
+	_, js := testplane.Client(t, cluster.URLs())
+	alice := watchView(t, js, "alice")
+	const n = 100
+	for i := range n {
+		publish(t, nodes[i%2], routing.System, "alice", "CONTEXT_CREATED", fmt.Sprintf(`{"contextId":"c%d"}`, i))
+	}
+	alice.await(t, func(v contexts.View) bool { return len(v.Contexts) == n })
+	if got := m.String(); got != "map[]" {
+		t.Fatalf("skipped = %s, want nothing: both nodes apply every event", got)
+	}
 }
