@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // The embedded NATS server's credentials: it knows one user, whose password eventsd generates
@@ -78,7 +79,7 @@ func ReadOrCreate(dir, name string) (string, error) {
 		}
 	}
 	if errors.Is(err, os.ErrExist) { // another process won the race
-		return Read(dir, name)
+		return readSettled(dir, name)
 	}
 	if err != nil {
 		return "", fmt.Errorf("datadir: create %s: %w", name, err)
@@ -86,15 +87,36 @@ func ReadOrCreate(dir, name string) (string, error) {
 	return s, nil
 }
 
-// writeExclusive writes s to a new file at path, mode 0600, failing if the file exists.
+// writeExclusive writes s to a new file at path, mode 0600, failing if the file exists. The
+// file shows empty until it is written (readSettled waits that out), and is removed if it
+// cannot be written whole.
 func writeExclusive(path, s string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
 	_, err = f.WriteString(s + "\n")
+	if serr := f.Sync(); err == nil {
+		err = serr
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err != nil {
+		_ = os.Remove(path)
+	}
 	return err
+}
+
+// readSettled reads a secret another process has just created: where the file system has no
+// hard links, that process may still be writing it, so an empty file is read again a few times
+// (for at most about a second) before it counts as empty.
+func readSettled(dir, name string) (string, error) {
+	for wait := time.Millisecond; ; wait *= 2 {
+		s, err := Read(dir, name)
+		if !errors.Is(err, ErrEmpty) || wait > 512*time.Millisecond {
+			return s, err
+		}
+		time.Sleep(wait)
+	}
 }
