@@ -23,6 +23,14 @@ const (
 	retryMax = 30 * time.Second
 )
 
+// The projector's backoff when another node wrote a view between its read and its write: from
+// conflictMin, doubling up to conflictMax, so that on a replicated bucket it does not spin until
+// the other write is seen.
+const (
+	conflictMin = time.Millisecond
+	conflictMax = 100 * time.Millisecond
+)
+
 // Reasons the contexts projector passes an event over (Metrics.ViewSkipped).
 const (
 	skipMalformed     = "malformed"      // the event is not a JSON object
@@ -30,6 +38,7 @@ const (
 	skipTooLarge      = "too_large"      // the view would be over the server's payload limit
 	skipMalformedView = "malformed_view" // the stored view could not be read: it starts again
 	skipFailed        = "failed"         // the bucket refused the view for another lasting reason
+	skipRebuild       = "rebuild_failed" // a missing view could not be rebuilt: it starts again
 )
 
 // projection is where the contexts projector is: every relevant event of the CONTEXT stream of
@@ -172,13 +181,14 @@ func (b *Bus) StartContexts(ctx context.Context) error {
 // projectorRun is one run of the projector: a consumer of the context events of the CONTEXT
 // stream as it is now, from after what was applied of it.
 type projectorRun struct {
-	ctx   context.Context
-	stop  context.CancelFunc
-	run   uint64
-	epoch uint64
-	from  uint64
-	cons  jetstream.Consumer
-	it    jetstream.MessagesContext
+	ctx    context.Context
+	stop   context.CancelFunc
+	run    uint64
+	epoch  uint64
+	from   uint64
+	stream jetstream.Stream // the CONTEXT stream of epoch
+	cons   jetstream.Consumer
+	it     jetstream.MessagesContext
 }
 
 // openRun opens the next run of the projector.
@@ -187,7 +197,7 @@ func (b *Bus) openRun(ctx context.Context) (*projectorRun, error) {
 	if err != nil {
 		return nil, b.wrap("stream "+routing.StreamContext, err)
 	}
-	r := &projectorRun{epoch: uint64(s.CachedInfo().Created.UnixNano())}
+	r := &projectorRun{epoch: uint64(s.CachedInfo().Created.UnixNano()), stream: s}
 	r.ctx, r.stop = context.WithCancel(ctx)
 	r.run, r.from = b.proj.begin(r.epoch, r.stop)
 	cfg := jetstream.OrderedConsumerConfig{
@@ -309,9 +319,13 @@ type skip struct {
 // (applying is idempotent). If the view cannot be written for a lasting reason, it applies the
 // events one at a time, so that only an event that can never be applied is passed over.
 func (b *Bus) projectUser(r *projectorRun, key string, events []contextEvent) error {
-	for wait := time.Duration(0); ; {
-		skips, err := b.project(r.ctx, r.epoch, key, events)
+	for wait, conflictWait := time.Duration(0), time.Duration(0); ; {
+		skips, err := b.project(r, key, events)
 		if errors.Is(err, errConflict) {
+			conflictWait = min(max(2*conflictWait, conflictMin), conflictMax)
+			if !sleep(r.ctx, conflictWait) {
+				return r.ctx.Err()
+			}
 			continue
 		}
 		if err != nil && transient(err) {
@@ -398,20 +412,45 @@ var errConflict = errors.New("bus: contexts view changed concurrently")
 // errMalformedView reports a stored view that cannot be read.
 var errMalformedView = errors.New("bus: malformed contexts view")
 
-// project applies events of the CONTEXT stream of epoch, all of one user's, in order, to the
-// view under key, and writes it once if they changed it. It returns the events that can never
-// be applied; a view that cannot be read is replaced by one that starts with the events, and
-// a skip with skipMalformedView (for the first of them) says so.
-func (b *Bus) project(ctx context.Context, epoch uint64, key string, events []contextEvent) ([]skip, error) {
+// project applies events of the run's CONTEXT stream, all of one user's, in order, to the view
+// under key, and writes it once if they changed it. It returns the events that can never be
+// applied; a view that cannot be read is replaced (rebuilt as below, then the events), and a
+// skip with skipMalformedView (for the first of them) says so.
+//
+// A view that reflects nothing of the stream (never written, dropped from a full bucket, one
+// that cannot be read, or one of an earlier life of the stream) is first rebuilt from the
+// user's events the stream still holds before the first of events: without that, the view
+// would start again at the first event's sequence, and every later replay would take the
+// user's earlier events as applied.
+func (b *Bus) project(r *projectorRun, key string, events []contextEvent) ([]skip, error) {
+	ctx, epoch := r.ctx, r.epoch
 	view, rev, err := b.view(ctx, key, epoch)
 	malformed := errors.Is(err, errMalformedView)
 	if err != nil && !malformed {
 		return nil, err
 	}
 	var skips []skip
+	limit := b.viewLimit()
 	changed := false
+	if blank(view, epoch) {
+		tok, _ := contexts.UserToken(events[0].subject)
+		*view = contexts.View{}
+		n, _, err := b.rebuild(ctx, r.stream, view, epoch, tok, events[0].seq, limit, len(events))
+		if err != nil && transient(err) {
+			return nil, err
+		}
+		if err != nil {
+			// Started again from the events, as a view that cannot be read is.
+			*view = contexts.View{}
+			err = fmt.Errorf("rebuild %s: %w", key, err)
+			skips = append(skips, skip{events[0], skipRebuild, err})
+		}
+		changed = n > 0 && err == nil
+	}
 	for _, e := range events {
-		ok, err := view.Apply(epoch, e.subject, e.data, e.seq, e.stored)
+		// Trimmed to the bound after every event, so that the view is the same however the
+		// events are grouped.
+		ok, err := view.ApplyWithin(limit, epoch, e.subject, e.data, e.seq, e.stored)
 		if err != nil {
 			skips = append(skips, skip{e, skipReason(err), err})
 		}
@@ -419,10 +458,6 @@ func (b *Bus) project(ctx context.Context, epoch uint64, key string, events []co
 	}
 	if !changed {
 		return skips, nil
-	}
-	// The view fits contexts.MaxViewBytes; a server with a smaller payload limit gets less.
-	if limit := int(b.nc.MaxPayload()) - viewHeadroom; limit < contexts.MaxViewBytes {
-		view.Trim(contexts.MaxContexts, limit)
 	}
 	value, err := json.Marshal(view)
 	if err != nil {
@@ -449,6 +484,108 @@ func (b *Bus) project(ctx context.Context, epoch uint64, key string, events []co
 // viewHeadroom is room for the headers and subject of a view's message within the server's
 // payload limit.
 const viewHeadroom = 1024
+
+// viewLimit is the most JSON a view may take: contexts.MaxViewBytes, or less on a server with a
+// smaller payload limit.
+func (b *Bus) viewLimit() int {
+	return min(int(b.nc.MaxPayload())-viewHeadroom, contexts.MaxViewBytes)
+}
+
+// blank reports whether a view as read reflects none of the CONTEXT stream of epoch: none
+// stored, or one of an earlier life of the stream (a view of a later life is left alone:
+// Apply ignores the events of this one).
+func blank(v *contexts.View, epoch uint64) bool {
+	return v.Seq == 0 || v.Epoch < epoch
+}
+
+// rebuild applies to view, in stream order, the context events of the user of token tok that
+// the CONTEXT stream of epoch (s) holds before sequence before (0: all it holds now), within
+// limit bytes. It returns how many it read and the sequence through which the view now
+// reflects every event of the user (0 if the stream was recreated meanwhile).
+//
+// It reads them with an ordered consumer, filtered to that user's events, that it deletes once
+// done. It first asks the stream how many such events it holds, and opens none if it holds no
+// more than known (the events about to be applied), or if the user's first event it holds is
+// not before them, as for a user seen for the first time. An event that can never be applied
+// is passed over without being counted: it was counted when the projector first met it. It
+// reads at most what the stream holds of the user, and returns a failure of NATS as such
+// (transient).
+func (b *Bus) rebuild(ctx context.Context, s jetstream.Stream, view *contexts.View, epoch uint64, tok string, before uint64, limit, known int) (read int, through uint64, err error) {
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter("context.*."+tok+".*"))
+	if err != nil {
+		return 0, 0, b.wrap("stream "+routing.StreamContext, err)
+	}
+	if uint64(info.Created.UnixNano()) != epoch {
+		return 0, 0, nil // recreated: the watcher restarts the projector
+	}
+	if before == 0 {
+		before = info.State.LastSeq + 1
+	}
+	through = before - 1
+	stored := 0
+	for subject, n := range info.State.Subjects {
+		if contexts.Relevant(subject) {
+			stored += int(n)
+		}
+	}
+	if stored <= known || before <= info.State.FirstSeq {
+		return 0, through, nil
+	}
+	if known > 0 {
+		// Some of the user's events may come after those about to be applied (the projector
+		// is behind): is the user's first event stored before them? (Of any type: one that
+		// cannot change the view makes the consumer below read nothing.) So a replay of the
+		// stream from its start opens no consumer for a user's first events.
+		first, err := s.GetMsg(ctx, info.State.FirstSeq, jetstream.WithGetMsgSubject("context.*."+tok+".*"))
+		if errors.Is(err, jetstream.ErrMsgNotFound) || err == nil && first.Sequence >= before {
+			return 0, through, nil
+		}
+		if err != nil {
+			return 0, 0, b.wrap("stream "+routing.StreamContext, err)
+		}
+	}
+	created := time.Now()
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    contexts.FiltersOf(tok),
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: b.cfg.InactiveThreshold,
+		MaxResetAttempts:  maxResets,
+	})
+	if err != nil {
+		return 0, 0, b.wrap("contexts rebuild consumer", err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return 0, 0, b.wrap("contexts rebuild consumer", err)
+	}
+	b.cfg.Metrics.ConsumerCreated(time.Since(created))
+	defer b.deleteConsumer(ctx, routing.StreamContext, cons)
+	defer it.Stop()
+	if ci := cons.CachedInfo(); ci == nil || ci.NumPending == 0 {
+		return 0, through, nil
+	}
+	for {
+		// Bounded: an event counted as pending may be discarded before it comes.
+		next, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+		msg, err := it.Next(jetstream.NextContext(next))
+		cancel()
+		if err != nil {
+			return read, 0, b.wrap("contexts rebuild", err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return read, 0, b.wrap("contexts rebuild", err)
+		}
+		if meta.Sequence.Stream >= before {
+			return read, through, nil
+		}
+		read++
+		_, _ = view.ApplyWithin(limit, epoch, msg.Subject(), msg.Data(), meta.Sequence.Stream, meta.Timestamp)
+		if meta.NumPending == 0 {
+			return read, through, nil
+		}
+	}
+}
 
 // isWrongSequence reports a compare-and-set conflict: a replicated stream (R>1) reports it with
 // a code of its own.
@@ -519,7 +656,10 @@ func (b *Bus) ensureBucket(ctx context.Context) error {
 
 // snapshot returns the contexts snapshot of user as of the CONTEXT stream of epoch, and the
 // stream sequence it reflects: every context event of the user up to that sequence, and none
-// after it. A view of another epoch, or one that cannot be read, counts as empty.
+// after it. A view of another epoch, or one that cannot be read, counts as empty. A user with
+// no view of this stream (never written, or dropped from a full bucket) gets one rebuilt from
+// the events the stream holds, as the projector would (not stored: the projector stores it
+// with the user's next event); if that fails, the empty view.
 func (b *Bus) snapshot(ctx context.Context, user string, epoch uint64) (data []byte, seq uint64, err error) {
 	// The projector's position is read before the view: everything up to it was applied
 	// before the view was read, so the view reflects at least that much.
@@ -540,11 +680,39 @@ func (b *Bus) snapshot(ctx context.Context, user string, epoch uint64) (data []b
 	if !view.Of(epoch) {
 		view = &contexts.View{}
 	}
+	if blank(view, epoch) {
+		rebuilt, through, err := b.snapshotRebuild(ctx, user, epoch)
+		if err != nil {
+			b.log.Warn("contexts snapshot: rebuild", "user", user, "err", err)
+		} else if through > 0 {
+			view, applied = rebuilt, max(applied, through)
+		}
+	}
 	data, err = json.Marshal(view.Snapshot(time.Now()))
 	if err != nil {
 		return nil, 0, err
 	}
 	return data, max(applied, view.Seq), nil
+}
+
+// snapshotRebuild builds user's view from the events the CONTEXT stream of epoch holds, and
+// returns it with the sequence through which it reflects them (0 if the stream is of another
+// epoch).
+func (b *Bus) snapshotRebuild(ctx context.Context, user string, epoch uint64) (*contexts.View, uint64, error) {
+	tok, err := routing.UserToken(user)
+	if err != nil {
+		return nil, 0, err
+	}
+	s, err := b.js.Stream(ctx, routing.StreamContext)
+	if err != nil {
+		return nil, 0, b.wrap("stream "+routing.StreamContext, err)
+	}
+	view := &contexts.View{}
+	_, through, err := b.rebuild(ctx, s, view, epoch, tok, 0, b.viewLimit(), 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	return view, through, nil
 }
 
 // snapshotWanted reports whether a feed for sub starts with a contexts snapshot.

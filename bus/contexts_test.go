@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -18,15 +19,34 @@ import (
 	"github.com/eventsd/eventsd/routing"
 )
 
-// skips records what the contexts projector passes over.
+// skips records what the contexts projector passes over, and counts the consumers created and
+// deleted.
 type skips struct {
-	mu      sync.Mutex
-	reasons map[string]int
+	mu               sync.Mutex
+	reasons          map[string]int
+	created, deleted int
 }
 
-func (*skips) ConsumerCreated(time.Duration)   {}
-func (*skips) ConsumerDeleted(time.Duration)   {}
 func (*skips) Skipped(routing.Channel, string) {}
+
+func (s *skips) ConsumerCreated(time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.created++
+}
+
+func (s *skips) ConsumerDeleted(time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deleted++
+}
+
+// consumers returns how many consumers were created and deleted.
+func (s *skips) consumers() (created, deleted int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.created, s.deleted
+}
 
 func (s *skips) ViewSkipped(view, reason string) {
 	s.mu.Lock()
@@ -389,20 +409,26 @@ func TestFullBucketDropsLeastRecentViews(t *testing.T) {
 	}
 	t.Logf("the bucket holds %d of %d views in %d bytes", info.State.Msgs, users, info.State.Bytes)
 
-	// A dropped view counts as empty: the user's next event starts it again, and the
-	// snapshot shows it alone.
+	// A dropped view is rebuilt from what CONTEXT, under the same limit, still holds of the
+	// user's events: the user's next event starts it again from them.
+	want := map[string]bool{"again": true}
+	held := storedEvents(t, js, user(0))
+	if held > 0 {
+		want[ctrl] = true
+	}
+	t.Logf("CONTEXT holds %d of %s's events", held, user(0))
 	dropped := watchView(t, js, user(0))
 	publish(t, b, routing.System, user(0), "CONTEXT_CREATED", `{"contextId":"again"}`)
 	v := dropped.await(t, func(v contexts.View) bool { return v.Contexts["again"] != nil })
-	if len(v.Contexts) != 1 {
-		t.Fatalf("%s's view after it was dropped = %+v, want only the new context", user(0), v)
+	if len(v.Contexts) != len(want) {
+		t.Fatalf("%s's view after it was dropped = %+v, want %d contexts", user(0), v, len(want))
 	}
 	f, err := b.Subscribe(ctx, routing.Subscription{Channel: routing.Contexts, User: user(0)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := snapshotIDs(t, f); got != "[again]" {
-		t.Fatalf("%s's snapshot = %s, want [again]", user(0), got)
+	if got := snapshotIDs(t, f); !strings.HasPrefix(got, "[again") || len(want) == 1 && got != "[again]" {
+		t.Fatalf("%s's snapshot = %s, want again first, of %d", user(0), got, len(want))
 	}
 	f.Close()
 
@@ -467,5 +493,222 @@ func TestProjectorsOnAClusterAgree(t *testing.T) {
 	alice.await(t, func(v contexts.View) bool { return len(v.Contexts) == n })
 	if got := m.String(); got != "map[]" {
 		t.Fatalf("skipped = %s, want nothing: both nodes apply every event", got)
+	}
+}
+
+// storedEvents returns how many of user's context events the CONTEXT stream holds.
+func storedEvents(t *testing.T, js jetstream.JetStream, user string) int {
+	t.Helper()
+	ctx := testContext(t)
+	s, err := js.Stream(ctx, routing.StreamContext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter("context.*."+user+".*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for subject, c := range info.State.Subjects {
+		if contexts.Relevant(subject) {
+			n += int(c)
+		}
+	}
+	return n
+}
+
+// dropView makes the CONTEXTS bucket drop user's view, as a full bucket drops the views least
+// recently written: it shrinks the bucket's limit to what it holds, writes another user's view
+// of the size of user's (so that the bucket must drop the oldest) and sets the limit back.
+func dropView(t *testing.T, b *bus.Bus, js jetstream.JetStream, user, other string) {
+	t.Helper()
+	ctx := testContext(t)
+	kv, err := js.KeyValue(ctx, routing.BucketContexts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := contexts.Key(user)
+	s, err := js.Stream(ctx, "KV_"+routing.BucketContexts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := info.Config
+	limit := cfg.MaxBytes
+	cfg.MaxBytes = int64(info.State.Bytes) + 200
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	w := watchView(t, js, other)
+	publish(t, b, routing.System, other, "CONTEXT_CREATED", `{"contextId":"o1","name":"`+strings.Repeat("x", 240)+`"}`)
+	w.await(t, func(v contexts.View) bool { return v.Contexts["o1"] != nil })
+	if _, err := kv.Get(ctx, key); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("%s's view not dropped: Get = %v", user, err)
+	}
+	cfg.MaxBytes = limit
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDroppedViewIsRebuilt: a view dropped from a full bucket is not lost while CONTEXT holds
+// the user's events: a snapshot meanwhile is built from them, the user's next event rebuilds
+// the view from them (on an ordered consumer, deleted once read) before it is applied, and a
+// restarted node's replay leaves it so. A user seen for the first time costs no consumer.
+func TestDroppedViewIsRebuilt(t *testing.T) {
+	m := &skips{}
+	b, url := testplane.StartBus(t, bus.Config{Metrics: m})
+	if err := b.StartContexts(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	_, js := testplane.Client(t, url)
+	ctx := testContext(t)
+
+	created, _ := m.consumers()
+	alice := watchView(t, js, "alice")
+	var last bus.Ack
+	for i := range 3 {
+		last = publish(t, b, routing.System, "alice", "CONTEXT_CREATED", fmt.Sprintf(`{"contextId":"a%d"}`, i))
+	}
+	alice.await(t, func(v contexts.View) bool { return v.Seq == last.Seq })
+	if now, _ := m.consumers(); now != created {
+		t.Fatalf("a new user's first events opened %d consumers, want none", now-created)
+	}
+
+	dropView(t, b, js, "alice", "bob")
+	// Meanwhile a snapshot shows what CONTEXT holds of alice's.
+	f, err := b.Subscribe(ctx, routing.Subscription{Channel: routing.Contexts, User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := snapshotIDs(t, f); got != "[a2 a1 a0]" || f.Snapshot.Cursor.Seq < last.Seq {
+		t.Fatalf("snapshot of a dropped view = %s at %v, want [a2 a1 a0] at %d or later", got, f.Snapshot.Cursor, last.Seq)
+	}
+	f.Close()
+
+	created, deleted := m.consumers()
+	alice = watchView(t, js, "alice")
+	again := publish(t, b, routing.System, "alice", "CONTEXT_CREATED", `{"contextId":"again"}`)
+	v := alice.await(t, func(v contexts.View) bool { return v.Contexts["again"] != nil })
+	if len(v.Contexts) != 4 || v.Seq != again.Seq {
+		t.Fatalf("view after it was dropped = %+v, want a0..a2 and again, at %d", v, again.Seq)
+	}
+	// The view is written once the rebuild's consumer is deleted.
+	if c, d := m.consumers(); c != created+1 || d != deleted+1 {
+		t.Fatalf("rebuilding opened %d consumers and deleted %d, want 1 and 1", c-created, d-deleted)
+	}
+
+	// A node restart: the new projector replays CONTEXT from its first event, and changes
+	// nothing.
+	_ = b.Close()
+	b2, err := bus.Connect(ctx, bus.Config{URL: url, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	if err := b2.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b2.StartContexts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	carol := watchView(t, js, "carol")
+	publish(t, b2, routing.System, "carol", "CONTEXT_CREATED", `{"contextId":"marker"}`)
+	carol.await(t, func(v contexts.View) bool { return v.Contexts["marker"] != nil })
+	kv, err := js.KeyValue(ctx, routing.BucketContexts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := contexts.Key("alice")
+	e, err := kv.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var after contexts.View
+	if err := json.Unmarshal(e.Value(), &after); err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Contexts) != 4 || after.Seq != again.Seq {
+		t.Fatalf("view after the restart's replay = %+v, want a0..a2 and again, at %d", after, again.Seq)
+	}
+	if got := m.String(); got != "map[]" {
+		t.Fatalf("skipped = %s, want nothing", got)
+	}
+}
+
+// TestRecreatedBucketUnderLoad: the CONTEXTS bucket deleted while context events keep coming.
+// Events the projector applies between the bucket's recreation and its restart find their
+// views missing: each view is rebuilt from CONTEXT before they are applied, so none of them
+// hides a user's earlier events from the replay, and every user's first context is back.
+func TestRecreatedBucketUnderLoad(t *testing.T) {
+	m := &skips{}
+	b, js := startWithContexts(t, bus.Config{Metrics: m})
+	ctx := testContext(t)
+	const users = 40
+	user := func(i int) string { return fmt.Sprintf("u%02d", i) }
+	for i := range users {
+		publish(t, b, routing.System, user(i), "CONTEXT_CREATED", `{"contextId":"old"}`)
+	}
+	last := watchView(t, js, user(users-1))
+	last.await(t, func(v contexts.View) bool { return v.Contexts["old"] != nil })
+
+	created := advisories(t, js, "$JS.EVENT.ADVISORY.STREAM.CREATED.KV_"+routing.BucketContexts)
+	published := make(chan int, 1)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				return
+			case published <- n:
+			default:
+			}
+			subject, _ := routing.SubjectFor(routing.System, user(n%users), "CONTEXT_CREATED")
+			if _, err := b.Publish(ctx, subject, []byte(fmt.Sprintf(`{"contextId":"n%d"}`, (n/users)%5)), ""); err != nil && ctx.Err() != nil {
+				return
+			}
+		}
+	}()
+	// Events flowing, the bucket goes; it comes back, and more events follow.
+	awaitPublished := func(atLeast int) {
+		t.Helper()
+		for {
+			select {
+			case n := <-published:
+				if n >= atLeast {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatal("events stopped")
+			}
+		}
+	}
+	awaitPublished(users)
+	if err := js.DeleteStream(ctx, "KV_"+routing.BucketContexts); err != nil {
+		t.Fatal(err)
+	}
+	var after int
+	select {
+	case <-created:
+		after = <-published
+	case <-ctx.Done():
+		t.Fatal("the bucket was not created again")
+	}
+	awaitPublished(after + 4*users)
+	close(stop)
+	wg.Wait()
+
+	for i := range users {
+		w := watchView(t, js, user(i))
+		w.await(t, func(v contexts.View) bool { return v.Contexts["old"] != nil })
+	}
+	if got := m.String(); got != "map[]" {
+		t.Fatalf("skipped = %s, want nothing", got)
 	}
 }

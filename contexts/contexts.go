@@ -15,7 +15,8 @@
 // A view is bounded, so that no user can make it too large to store or too slow to rewrite:
 // names are cut to MaxNameBytes, an event naming a context by an id longer than MaxIDBytes is
 // not applied, and a view keeps at most MaxContexts contexts in at most MaxViewBytes (256 KiB)
-// of JSON, dropping the least recently updated first. Every node that applies the same events
+// of JSON (or less: ApplyWithin, for a server whose payload limit is smaller), dropping the
+// least recently updated first. Every node that applies the same events within the same bound
 // computes the same view, however it groups them: a view is trimmed after every event.
 //
 // A view records the life (epoch) of the CONTEXT stream it was built from. A view stored by an
@@ -73,10 +74,16 @@ var relevant = map[string][]string{
 
 // Filters are the CONTEXT stream subjects of every event that can change a view, any user.
 func Filters() []string {
+	return FiltersOf("*")
+}
+
+// FiltersOf are the CONTEXT stream subjects of every event that can change the view of the
+// user of token tok (a user token taken from a subject).
+func FiltersOf(tok string) []string {
 	var f []string
 	for _, p := range []string{"system", "agui", "a2a"} {
 		for _, t := range relevant[p] {
-			f = append(f, "context."+p+".*."+t)
+			f = append(f, "context."+p+"."+tok+"."+t)
 		}
 	}
 	return f
@@ -162,8 +169,17 @@ func (v *View) Stamp(epoch uint64, stored time.Time) {
 // the view again from nothing, as does any event for a view stored without an epoch that
 // Stamp did not stamp; one of an older epoch (from a node that has not yet seen the stream
 // recreated) is ignored. It returns ErrMalformed or ErrIDTooLong, and leaves the view
-// as it was, for an event it can never apply.
+// as it was, for an event it can never apply. The view is trimmed to MaxContexts and
+// MaxViewBytes after the event.
 func (v *View) Apply(epoch uint64, subject string, data []byte, seq uint64, stored time.Time) (bool, error) {
+	return v.ApplyWithin(MaxViewBytes, epoch, subject, data, seq, stored)
+}
+
+// ApplyWithin is Apply for a view that must take at most maxBytes of JSON (a server's payload
+// limit below MaxViewBytes): after the event the view is trimmed to MaxContexts and the lesser
+// of maxBytes and MaxViewBytes. Trimming after every event, not once for a group of them,
+// makes the view the same however the events are grouped.
+func (v *View) ApplyWithin(maxBytes int, epoch uint64, subject string, data []byte, seq uint64, stored time.Time) (bool, error) {
 	if !v.Of(epoch) {
 		if epoch < v.Epoch {
 			return false, nil
@@ -198,6 +214,8 @@ func (v *View) Apply(epoch uint64, subject string, data []byte, seq uint64, stor
 	}
 	if typ == "CONTEXT_DELETED" {
 		delete(v.Contexts, id)
+		// Its sequence may take a digit more than the last one's.
+		v.Trim(MaxContexts, min(maxBytes, MaxViewBytes))
 		return true, nil
 	}
 	stored = stored.UTC()
@@ -217,7 +235,7 @@ func (v *View) Apply(epoch uint64, subject string, data []byte, seq uint64, stor
 	case "AGENT_MESSAGE":
 		c.MessageCount++
 	}
-	v.Trim(MaxContexts, MaxViewBytes)
+	v.Trim(MaxContexts, min(maxBytes, MaxViewBytes))
 	return true, nil
 }
 

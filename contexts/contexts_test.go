@@ -300,3 +300,84 @@ func FuzzQuotedLen(f *testing.F) {
 		}
 	})
 }
+
+// TestApplyWithinIsPerEvent: a view bounded below MaxViewBytes (a server with a smaller payload
+// limit) is trimmed after every event, so that however a node groups the events it applies
+// between writes, it computes the same view as one that writes after every event. Here a
+// rename takes the view over the bound (dropping the least recently updated context) and the
+// next event deletes the renamed one: trimmed only after both, nothing would be dropped.
+func TestApplyWithinIsPerEvent(t *testing.T) {
+	const epoch = 1
+	name := strings.Repeat("x", 200)
+	type ev struct {
+		subject, data string
+	}
+	var events []ev
+	for i := range 20 {
+		events = append(events, ev{"context.system.alice.CONTEXT_CREATED", fmt.Sprintf(`{"contextId":"c%02d","name":%q}`, i, name)})
+	}
+	events = append(events,
+		ev{"context.system.alice.CONTEXT_UPDATED", `{"contextId":"c00","name":"` + strings.Repeat("y", 250) + `"}`},
+		ev{"context.system.alice.CONTEXT_DELETED", `{"contextId":"c00"}`})
+	var full View
+	for i, e := range events[:20] {
+		if _, err := full.Apply(epoch, e.subject, []byte(e.data), uint64(i+1), at(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	limit := full.size(full.ordered()) // the first 20 events fill the view exactly
+
+	// Written after every event: each write trims the view to the bound.
+	var each View
+	for i, e := range events {
+		if _, err := each.Apply(epoch, e.subject, []byte(e.data), uint64(i+1), at(i)); err != nil {
+			t.Fatal(err)
+		}
+		each.Trim(MaxContexts, limit)
+	}
+	// Applied within the bound, all in one group.
+	var within View
+	for i, e := range events {
+		if _, err := within.ApplyWithin(limit, epoch, e.subject, []byte(e.data), uint64(i+1), at(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := ids(&within), ids(&each); got != want {
+		t.Fatalf("applied within %d bytes: %s; written after every event: %s", limit, got, want)
+	}
+	if _, ok := within.Contexts["c01"]; ok || len(within.Contexts) != 18 {
+		t.Fatalf("view holds %s, want c02..c19: the rename dropped c01", ids(&within))
+	}
+	if value, _ := json.Marshal(&within); len(value) > limit {
+		t.Fatalf("view takes %d bytes, over the bound %d", len(value), limit)
+	}
+}
+
+// ids lists a view's contexts in the snapshot's order.
+func ids(v *View) string {
+	var list []string
+	for _, c := range v.ordered() {
+		list = append(list, c.ContextID)
+	}
+	return strings.Join(list, ",")
+}
+
+// TestFiltersOf: a user's filters are Filters with the user's token in place of "*", and every
+// subject they match is relevant.
+func TestFiltersOf(t *testing.T) {
+	all, alice := Filters(), FiltersOf("alice")
+	if len(all) != len(alice) {
+		t.Fatalf("%d filters for alice, %d for everyone", len(alice), len(all))
+	}
+	for i, f := range alice {
+		if want := strings.Replace(all[i], ".*.", ".alice.", 1); f != want {
+			t.Errorf("filter %d = %s, want %s", i, f, want)
+		}
+		if !Relevant(f) {
+			t.Errorf("filter %s is not relevant", f)
+		}
+		if tok, _ := UserToken(f); tok != "alice" {
+			t.Errorf("filter %s: user %q", f, tok)
+		}
+	}
+}
