@@ -279,21 +279,23 @@ func (b *Bus) EnsureStreams(ctx context.Context) error {
 func (b *Bus) ensure(ctx context.Context) error {
 	for _, spec := range routing.Streams(b.cfg.Streams) {
 		if _, err := b.js.CreateOrUpdateStream(ctx, streamConfig(spec)); err != nil {
-			if isAPIError(err, jsInsufficientResources, jsStorageExceeded) {
-				return fmt.Errorf("%w: stream %s: %v (the server reserves each stream's byte limit, %d bytes, against its JetStream storage: lower it or give JetStream more)",
-					ErrNoStorage, spec.Name, err, spec.MaxBytes)
-			}
-			return fmt.Errorf("bus: ensure stream %s: %w", spec.Name, err)
+			return b.ensureFailed("stream "+spec.Name, err)
 		}
 	}
 	if err := b.ensureBucket(ctx); err != nil {
-		if isAPIError(err, jsInsufficientResources, jsStorageExceeded) {
-			return fmt.Errorf("%w: bucket %s: %v (the server reserves its byte limit, the streams' %d bytes, against its JetStream storage: lower it or give JetStream more)",
-				ErrNoStorage, routing.BucketContexts, err, b.cfg.Streams.MaxBytes)
-		}
-		return fmt.Errorf("bus: ensure bucket %s: %w", routing.BucketContexts, err)
+		return b.ensureFailed("bucket "+routing.BucketContexts, err)
 	}
 	return nil
+}
+
+// ensureFailed wraps a failure to create or update what (a stream or the bucket), telling
+// apart a byte limit the server cannot reserve.
+func (b *Bus) ensureFailed(what string, err error) error {
+	if isAPIError(err, jsInsufficientResources, jsStorageExceeded) {
+		return fmt.Errorf("%w: %s: %v (the server reserves its byte limit, %d bytes, against its JetStream storage: lower it or give JetStream more)",
+			ErrNoStorage, what, err, b.cfg.Streams.MaxBytes)
+	}
+	return fmt.Errorf("bus: ensure %s: %w", what, err)
 }
 
 // JetStream API error codes the bus tells apart (nats-server's JSInsufficientResourcesErr and

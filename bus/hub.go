@@ -177,8 +177,8 @@ func (h *hub) dispatch(subject string, data []byte, seq, pending uint64) {
 }
 
 // compact returns data without insignificant whitespace, and whether it is JSON in valid
-// UTF-8 (event.Compact); invalid data comes back as it is, for the connection to skip and count. Data that is compact already
-// (the usual case) comes back without a copy.
+// UTF-8 (event.Compact); invalid data comes back as it is, for the connection to skip and
+// count. Data that is compact already (the usual case) comes back without a copy.
 func compact(data []byte) ([]byte, bool) {
 	buf := compactBufs.Get().(*bytes.Buffer)
 	defer compactBufs.Put(buf)

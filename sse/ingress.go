@@ -57,13 +57,12 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, webhook bool) {
 	// The limit is the target user's, whoever publishes: one service publishing for many users
 	// is not limited as one user. Where the target is known before the body (the caller, or
 	// ?user= from a caller allowed to name it), it is checked first, so that a caller over the
-	// limit costs no body read; a webhook names its user in the body.
-	checked := false
-	if tok, ok := targetBeforeBody(r, id); ok && !webhook {
-		if h.overLimit(w, r, channel, tok) {
+	// limit costs no body read (a ?user= it may not name is refused once the body is read); a
+	// webhook names its user in the body.
+	if !webhook {
+		if tok, ok := targetBeforeBody(r, id); ok && h.overLimit(w, r, channel, tok) {
 			return
 		}
-		checked = true
 	}
 	subject, body, err := h.readEvent(w, r, id, channel, webhook)
 	if err != nil {
@@ -82,7 +81,7 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, webhook bool) {
 		return
 	}
 	target, _ := routing.ParseSubject(subject) // SubjectFor wrote it
-	if !checked && h.overLimit(w, r, channel, target.Token) {
+	if webhook && h.overLimit(w, r, channel, target.Token) {
 		return
 	}
 	ack, err := h.cfg.Broker.Publish(r.Context(), subject, body, msgID(channel, target.Token, r.Header.Get("Idempotency-Key")))

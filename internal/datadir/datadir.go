@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,12 +32,18 @@ var ErrExposed = errors.New("datadir: secret file readable by other users")
 // that others may read is refused: the secret in it is no longer one.
 func Read(dir, name string) (string, error) {
 	path := filepath.Join(dir, name)
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("datadir: read %s: %w", name, err)
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+	defer f.Close()
+	// The mode of the file read, not of whatever the path names a moment later.
+	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		return "", fmt.Errorf("%w: %s has mode %04o: chmod 600 it (and replace the secret if others may have read it)", ErrExposed, path, fi.Mode().Perm())
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return "", fmt.Errorf("datadir: read %s: %w", name, err)
 	}
 	s := strings.TrimSpace(string(b))
 	if s == "" {
