@@ -116,10 +116,7 @@ func TestMalformedViewStartsAgain(t *testing.T) {
 	m := &skips{}
 	b, js := startWithContexts(t, bus.Config{Metrics: m})
 	ctx := testContext(t)
-	kv, err := js.KeyValue(ctx, routing.BucketContexts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := bucket(t, js)
 	key, _ := contexts.Key("alice")
 	if _, err := kv.Put(ctx, key, []byte("not a view")); err != nil {
 		t.Fatal(err)
@@ -188,10 +185,7 @@ func TestDeletedBucketRebuildsViews(t *testing.T) {
 func putView(t *testing.T, js jetstream.JetStream, user, value string) {
 	t.Helper()
 	ctx := testContext(t)
-	kv, err := js.KeyValue(ctx, routing.BucketContexts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := bucket(t, js)
 	key, _ := contexts.Key(user)
 	if _, err := kv.Put(ctx, key, []byte(value)); err != nil {
 		t.Fatal(err)
@@ -347,10 +341,7 @@ func TestFullBucketDropsLeastRecentViews(t *testing.T) {
 	opts.MaxBytes = limit
 	b, js := startWithContexts(t, bus.Config{Metrics: m, Streams: opts})
 	ctx := testContext(t)
-	kv, err := js.KeyValue(ctx, routing.BucketContexts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := bucket(t, js)
 	checkBucket := func(when string) jetstream.StreamInfo {
 		t.Helper()
 		s, err := js.Stream(ctx, "KV_"+routing.BucketContexts)
@@ -523,10 +514,7 @@ func storedEvents(t *testing.T, js jetstream.JetStream, user string) int {
 func dropView(t *testing.T, b *bus.Bus, js jetstream.JetStream, user, other string) {
 	t.Helper()
 	ctx := testContext(t)
-	kv, err := js.KeyValue(ctx, routing.BucketContexts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := bucket(t, js)
 	key, _ := contexts.Key(user)
 	s, err := js.Stream(ctx, "KV_"+routing.BucketContexts)
 	if err != nil {
@@ -618,10 +606,7 @@ func TestDroppedViewIsRebuilt(t *testing.T) {
 	carol := watchView(t, js, "carol")
 	publish(t, b2, routing.System, "carol", "CONTEXT_CREATED", `{"contextId":"marker"}`)
 	carol.await(t, func(v contexts.View) bool { return v.Contexts["marker"] != nil })
-	kv, err := js.KeyValue(ctx, routing.BucketContexts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := bucket(t, js)
 	key, _ := contexts.Key("alice")
 	e, err := kv.Get(ctx, key)
 	if err != nil {

@@ -202,13 +202,20 @@ type viewWatch struct {
 	w jetstream.KeyWatcher
 }
 
-func watchView(t *testing.T, js jetstream.JetStream, user string) viewWatch {
+// bucket opens the CONTEXTS bucket.
+func bucket(t *testing.T, js jetstream.JetStream) jetstream.KeyValue {
 	t.Helper()
-	ctx := testContext(t)
-	kv, err := js.KeyValue(ctx, routing.BucketContexts)
+	kv, err := js.KeyValue(testContext(t), routing.BucketContexts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return kv
+}
+
+func watchView(t *testing.T, js jetstream.JetStream, user string) viewWatch {
+	t.Helper()
+	ctx := testContext(t)
+	kv := bucket(t, js)
 	key, err := contexts.Key(user)
 	if err != nil {
 		t.Fatal(err)
