@@ -123,8 +123,8 @@ func TestSubscribeResumesAndCleansUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Notice != nil {
-		t.Fatalf("Notice = %+v, want none", f.Notice)
+	if f.Notice() != nil {
+		t.Fatalf("Notice = %+v, want none", f.Notice())
 	}
 	for i := 2; i < 5; i++ {
 		if ev := next(t, f); ev.Cursor.Seq != acks[i].Seq || string(ev.Data) != fmt.Sprintf(`{"i":%d}`, i) {
@@ -142,8 +142,8 @@ func TestSubscribeResumesAndCleansUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if f.Notice == nil || f.Notice.Reason != bus.NoticeStreamRecreated {
-		t.Fatalf("Notice = %+v, want %s", f.Notice, bus.NoticeStreamRecreated)
+	if f.Notice() == nil || f.Notice().Reason != bus.NoticeStreamRecreated {
+		t.Fatalf("Notice = %+v, want %s", f.Notice(), bus.NoticeStreamRecreated)
 	}
 	if ev := next(t, f); ev.Cursor.Seq != acks[0].Seq {
 		t.Fatalf("after a recreated-stream notice got seq %d, want the first, %d", ev.Cursor.Seq, acks[0].Seq)

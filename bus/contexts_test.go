@@ -211,8 +211,8 @@ func TestLegacyViewAfterContextRecreated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := snapshotIDs(t, f); got != "[old]" || f.Snapshot.Cursor.Seq != 3 {
-		t.Fatalf("snapshot of the legacy view = %s at %v, want [old] at 3", got, f.Snapshot.Cursor)
+	if got := snapshotIDs(t, f); got != "[old]" || f.Prelude()[0].Cursor.Seq != 3 {
+		t.Fatalf("snapshot of the legacy view = %s at %v, want [old] at 3", got, f.Prelude()[0].Cursor)
 	}
 	f.Close()
 
@@ -234,14 +234,14 @@ func TestLegacyViewAfterContextRecreated(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if got := snapshotIDs(t, f); got != "[new]" || f.Snapshot.Cursor.Epoch != v.Epoch {
-		t.Fatalf("snapshot = %s at %v, want [new] at epoch %d", got, f.Snapshot.Cursor, v.Epoch)
+	if got := snapshotIDs(t, f); got != "[new]" || f.Prelude()[0].Cursor.Epoch != v.Epoch {
+		t.Fatalf("snapshot = %s at %v, want [new] at epoch %d", got, f.Prelude()[0].Cursor, v.Epoch)
 	}
 	ack := publish(t, b, routing.System, "alice", "CONTEXT_UPDATED", `{"contextId":"new","name":"renamed"}`)
 	if ev := next(t, f); ev.Cursor.Seq != ack.Seq || string(ev.Data) != `{"contextId":"new","name":"renamed"}` {
 		t.Fatalf("after the snapshot the feed got %v %s, want the rename at %d", ev.Cursor, ev.Data, ack.Seq)
 	}
-	c := f.Snapshot.Cursor
+	c := f.Prelude()[0].Cursor
 	resumed, err := b.Subscribe(ctx, routing.Subscription{Channel: routing.Contexts, User: "alice", Cursor: &c})
 	if err != nil {
 		t.Fatalf("resume from the snapshot's cursor %v: %v", c, err)
@@ -572,8 +572,8 @@ func TestDroppedViewIsRebuilt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := snapshotIDs(t, f); got != "[a2 a1 a0]" || f.Snapshot.Cursor.Seq < last.Seq {
-		t.Fatalf("snapshot of a dropped view = %s at %v, want [a2 a1 a0] at %d or later", got, f.Snapshot.Cursor, last.Seq)
+	if got := snapshotIDs(t, f); got != "[a2 a1 a0]" || f.Prelude()[0].Cursor.Seq < last.Seq {
+		t.Fatalf("snapshot of a dropped view = %s at %v, want [a2 a1 a0] at %d or later", got, f.Prelude()[0].Cursor, last.Seq)
 	}
 	f.Close()
 

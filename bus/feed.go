@@ -52,11 +52,8 @@ type Notice struct {
 // and then the second. A live feed on the shared path has no goroutine and no memory of its
 // own beyond a small struct until events arrive.
 type Feed struct {
-	// Notice is set when the feed does not start right after the requested cursor.
-	Notice *Notice
-	// Snapshot, when set, is a CONTEXTS_SNAPSHOT system event to send before the feed's
-	// events; they continue right after the sequence it reflects.
-	Snapshot *Event
+	notice  *Notice
+	prelude []Event
 
 	b     *Bus
 	q     *queue
@@ -77,6 +74,14 @@ type Feed struct {
 
 // Ready receives when events are waiting or the feed has ended; then call Take.
 func (f *Feed) Ready() <-chan struct{} { return f.q.ready }
+
+// Notice is set when the feed does not start right after the requested cursor.
+func (f *Feed) Notice() *Notice { return f.notice }
+
+// Prelude returns the events to send before the feed's own, computed when it opened: the
+// CONTEXTS_SNAPSHOT system event of a contexts feed, whose events continue right after the
+// sequence it reflects. Empty for other feeds.
+func (f *Feed) Prelude() []Event { return f.prelude }
 
 // Take appends up to max waiting events to dst, in stream order. more is false once the feed
 // has ended and every event has been taken; Err then says why.
@@ -240,7 +245,10 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 		}
 	}
 	f := b.newFeed(ctx, stream, name, filters, epoch)
-	f.Notice, f.Snapshot = notice, snapshotEvent
+	f.notice = notice
+	if snapshotEvent != nil {
+		f.prelude = []Event{*snapshotEvent}
+	}
 	if b.cfg.Delivery == DeliveryShared {
 		h, err := b.hubFor(ctx, name, epoch)
 		if err != nil {

@@ -96,8 +96,8 @@ func TestDeletedStreamIsRecreated(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer resumed.Close()
-			if resumed.Notice == nil || resumed.Notice.Reason != bus.NoticeStreamRecreated {
-				t.Fatalf("resumed with the old cursor: notice %+v, want %s", resumed.Notice, bus.NoticeStreamRecreated)
+			if resumed.Notice() == nil || resumed.Notice().Reason != bus.NoticeStreamRecreated {
+				t.Fatalf("resumed with the old cursor: notice %+v, want %s", resumed.Notice(), bus.NoticeStreamRecreated)
 			}
 			if ev := next(t, resumed); ev.Cursor.Seq != 1 || string(ev.Data) != `{"new":1}` || ev.Cursor.Epoch == last.Cursor.Epoch {
 				t.Fatalf("after the notice got %+v %s, want the new stream's first event", ev.Cursor, ev.Data)
@@ -169,7 +169,7 @@ func TestDeletedContextStreamRebuildsViews(t *testing.T) {
 			if got := snapshotIDs(t, f); got != "[new]" {
 				t.Fatalf("snapshot after CONTEXT was recreated = %s, want [new]", got)
 			}
-			if f.Snapshot.Cursor.Epoch == old.Epoch {
+			if f.Prelude()[0].Cursor.Epoch == old.Epoch {
 				t.Fatalf("the snapshot's cursor has the old stream's epoch")
 			}
 		})
@@ -179,7 +179,7 @@ func TestDeletedContextStreamRebuildsViews(t *testing.T) {
 // snapshotIDs lists the context ids of a feed's CONTEXTS_SNAPSHOT.
 func snapshotIDs(t *testing.T, f *bus.Feed) string {
 	t.Helper()
-	if f.Snapshot == nil {
+	if len(f.Prelude()) == 0 {
 		t.Fatal("no snapshot")
 	}
 	var snap struct {
@@ -187,7 +187,7 @@ func snapshotIDs(t *testing.T, f *bus.Feed) string {
 			ID string `json:"context_id"`
 		} `json:"contexts"`
 	}
-	if err := json.Unmarshal(f.Snapshot.Data, &snap); err != nil {
+	if err := json.Unmarshal(f.Prelude()[0].Data, &snap); err != nil {
 		t.Fatal(err)
 	}
 	var ids []string

@@ -76,11 +76,11 @@ func streamHeaders(hdr http.Header) {
 // openingFrames encodes what a stream sends before its events: the resync notice, the contexts
 // snapshot.
 func (h *Handler) openingFrames(fw *frameWriter, feed *bus.Feed, channel routing.Channel) error {
-	if feed.Notice != nil {
-		fw.notice(feed.Notice, channel, h.now())
+	if n := feed.Notice(); n != nil {
+		fw.notice(n, channel, h.now())
 	}
-	if feed.Snapshot != nil {
-		if _, err := fw.event(*feed.Snapshot, channel == routing.Contexts); err != nil {
+	for _, ev := range feed.Prelude() {
+		if _, err := fw.event(ev, channel == routing.Contexts); err != nil {
 			return err
 		}
 	}
