@@ -33,6 +33,10 @@ var (
 	ErrTooLarge = errors.New("bus: event too large")
 	// ErrNoStorage is returned when the server cannot reserve a stream's byte limit.
 	ErrNoStorage = errors.New("bus: JetStream lacks the storage for the streams")
+	// ErrStreamRecreated ends a feed whose stream was deleted and created again: its events
+	// continue in the new stream, which a subscription with the feed's last cursor resumes with
+	// the stream_recreated notice. It is an ErrUnavailable.
+	ErrStreamRecreated = fmt.Errorf("%w: stream recreated", ErrUnavailable)
 )
 
 // Config configures a Bus. Only URL is required.
@@ -101,7 +105,8 @@ type Auth struct {
 	TLSKey         string
 }
 
-func (a Auth) options() ([]nats.Option, error) {
+// Options returns the NATS connection options for a's credentials and TLS files.
+func (a Auth) Options() ([]nats.Option, error) {
 	var opts []nats.Option
 	if a.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(a.CredsFile))
@@ -199,7 +204,7 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	var bp atomic.Pointer[Bus] // the handlers below run only after Connect returns b
-	authOpts, err := cfg.Auth.options()
+	authOpts, err := cfg.Auth.Options()
 	if err != nil {
 		return nil, err
 	}
@@ -576,7 +581,7 @@ func (b *Bus) CorePublish(subject string, data []byte) error {
 // CoreSubscribe calls fn for every plain NATS message on subject until the returned stop. The
 // subscriber has a NATS connection of its own, as every SSE client has its own TCP connection.
 func (b *Bus) CoreSubscribe(subject string, fn func(data []byte)) (stop func(), err error) {
-	authOpts, err := b.cfg.Auth.options()
+	authOpts, err := b.cfg.Auth.Options()
 	if err != nil {
 		return nil, err
 	}

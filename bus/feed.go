@@ -75,6 +75,9 @@ type Feed struct {
 // Ready receives when events are waiting or the feed has ended; then call Take.
 func (f *Feed) Ready() <-chan struct{} { return f.q.ready }
 
+// Epoch is the epoch of the stream the feed reads: the Epoch of every cursor it gives.
+func (f *Feed) Epoch() uint64 { return f.epoch }
+
 // Notice is set when the feed does not start right after the requested cursor.
 func (f *Feed) Notice() *Notice { return f.notice }
 
@@ -302,7 +305,7 @@ func (b *Bus) newFeed(ctx context.Context, stream jetstream.Stream, name string,
 	b.mu.Lock()
 	b.feeds[f] = struct{}{}
 	if b.staleEpoch(name, epoch) { // recreated since the caller looked: its client resumes
-		f.abort(fmt.Errorf("%w: stream %s was recreated", ErrUnavailable, name))
+		f.abort(fmt.Errorf("%w: %s", ErrStreamRecreated, name))
 	}
 	b.mu.Unlock()
 	return f

@@ -91,7 +91,7 @@ func (b *Bus) hubFor(ctx context.Context, stream string, epoch uint64) (*hub, er
 		return nil, b.wrap("stream "+stream, err)
 	}
 	if uint64(s.CachedInfo().Created.UnixNano()) != epoch { // recreated since the caller looked
-		return nil, fmt.Errorf("%w: stream %s was recreated", ErrUnavailable, stream)
+		return nil, fmt.Errorf("%w: %s", ErrStreamRecreated, stream)
 	}
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
@@ -131,7 +131,10 @@ func (b *Bus) hubFor(ctx context.Context, stream string, epoch uint64) (*hub, er
 			delete(b.hubs, stream)
 		}
 		b.hubsMu.Unlock()
-		h.retire(fmt.Errorf("%w: shared consumer: %v", ErrUnavailable, err))
+		if !errors.Is(err, ErrStreamRecreated) {
+			err = fmt.Errorf("%w: shared consumer: %v", ErrUnavailable, err)
+		}
+		h.retire(err)
 	}()
 	return h, nil
 }

@@ -193,7 +193,7 @@ func (b *Bus) streamEpochs(ctx context.Context) (map[string]uint64, bool, error)
 // kept in the bucket) are rebuilt from the new stream's first event.
 func (b *Bus) streamRecreated(name string, epoch uint64) {
 	b.log.Warn("stream recreated", "stream", name)
-	err := fmt.Errorf("%w: stream %s was recreated", ErrUnavailable, name)
+	err := fmt.Errorf("%w: %s", ErrStreamRecreated, name)
 	b.mu.Lock()
 	b.epochs[name] = epoch
 	for f := range b.feeds {
