@@ -1,0 +1,5 @@
+// Package client is the Go side of eventsd's HTTP API for programs that read its streams:
+// Reader parses Server-Sent Events frames, Follower follows a stream across dropped
+// connections, resuming by Last-Event-ID, and HTTPError carries eventsd's error answers. It
+// depends on the standard library alone, not on the server's packages or on NATS.
+package client
