@@ -84,16 +84,42 @@ type Handler struct {
 	now          func() time.Time
 	skipLog      *logLimiter
 	ingressLimit *httprate.RateLimiter // nil: no limit
+	// subscribe opens a stream's feed: through the Broker, or a fake in this package's tests.
+	subscribe func(ctx context.Context, sub routing.Subscription) (feed, error)
 
-	detachedMu  sync.Mutex
-	detachedSet map[*detached]struct{} // streams served off net/http, for Close
-	closing     bool
-	detachedWG  sync.WaitGroup // their goroutines
+	streamsMu sync.Mutex
+	streams   map[*stream]struct{} // open streams, for Close
+	closing   bool
+	streamsWG sync.WaitGroup // their goroutines (see stream)
 }
 
 // NewHandler returns the HTTP API with defaults filled in. It answers other nodes' questions
 // about its connections through the Broker.
 func NewHandler(cfg Config) (*Handler, error) {
+	cfg = cfg.withDefaults()
+	h := &Handler{cfg: cfg, log: cfg.Logger, conns: newRegistry(), now: time.Now, skipLog: newLogLimiter(cfg.SkipLogInterval),
+		streams: map[*stream]struct{}{}}
+	h.subscribe = h.subscribeBroker
+	if cfg.IngressRate > 0 {
+		// A sliding window of one burst's length: up to IngressBurst publishes at once, and
+		// IngressRate a second on average.
+		window := time.Duration(float64(time.Second) * float64(cfg.IngressBurst) / float64(cfg.IngressRate))
+		h.ingressLimit = httprate.NewRateLimiter(cfg.IngressBurst, window)
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	h.router = h.routes()
+	err := cfg.Broker.ServeConnections(func() []byte {
+		users := h.conns.snapshot()
+		b, _ := json.Marshal(users)
+		return b
+	})
+	return h, err
+}
+
+// withDefaults fills in what cfg leaves unset.
+func (cfg Config) withDefaults() Config {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 15 * time.Second
 	}
@@ -124,27 +150,21 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.PeerWait <= 0 {
 		cfg.PeerWait = 150 * time.Millisecond
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger, conns: newRegistry(), now: time.Now, skipLog: newLogLimiter(cfg.SkipLogInterval),
-		detachedSet: map[*detached]struct{}{}}
-	if cfg.IngressRate > 0 {
-		// A sliding window of one burst's length: up to IngressBurst publishes at once, and
-		// IngressRate a second on average.
-		window := time.Duration(float64(time.Second) * float64(cfg.IngressBurst) / float64(cfg.IngressRate))
-		h.ingressLimit = httprate.NewRateLimiter(cfg.IngressBurst, window)
-	}
-	if h.log == nil {
-		h.log = slog.New(slog.DiscardHandler)
-	}
+	return cfg
+}
+
+// routes mounts the API's endpoints.
+func (h *Handler) routes() chi.Router {
 	r := chi.NewRouter()
 	// First, on every route, those that refuse a request without reading its body too:
 	// net/http reads what is left of a small body after the handler, with no deadline of its
 	// own.
-	r.Use(BodyDeadline(cfg.ReadTimeout))
+	r.Use(BodyDeadline(h.cfg.ReadTimeout))
 	r.Use(h.limitQuery)
 	r.Get("/healthz", h.healthz)
 	r.Get("/readyz", h.readyz)
-	r.Get("/api/v1/stream/{channel}", h.stream)
-	r.Get("/api/v1/analytics/stream", h.stream)
+	r.Get("/api/v1/stream/{channel}", h.serveStream)
+	r.Get("/api/v1/analytics/stream", h.serveStream)
 	r.Post("/api/v1/events/{channel}", h.publish)
 	r.Post("/api/v1/webhook/{channel}", h.webhook)
 	r.Get("/api/v1/connections", h.connections)
@@ -156,13 +176,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path, "")
 	})
-	h.router = r
-	err := cfg.Broker.ServeConnections(func() []byte {
-		users := h.conns.snapshot()
-		b, _ := json.Marshal(users)
-		return b
-	})
-	return h, err
+	return r
 }
 
 // ServeHTTP implements http.Handler.

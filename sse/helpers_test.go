@@ -17,8 +17,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsd/eventsd/bus"
+	sseclient "github.com/eventsd/eventsd/client"
 	"github.com/eventsd/eventsd/routing"
-	"github.com/eventsd/eventsd/sse"
 )
 
 var secret = testplane.Secret
@@ -60,7 +60,7 @@ func (p *plane) consumers(t testing.TB, stream string) int { return p.Consumers(
 // client is one open SSE connection; its frames arrive on a channel read by a goroutine.
 type client struct {
 	resp   *http.Response
-	frames chan sse.Frame
+	frames chan sseclient.Frame
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -106,8 +106,14 @@ func (p *plane) open(t testing.TB, path, tok string, hdr map[string]string) *cli
 
 // tryOpen connects to an SSE endpoint; it is safe to call from any goroutine.
 func (p *plane) tryOpen(path, tok string, hdr map[string]string) (*client, error) {
+	return openStream(http.DefaultClient, p.url+path, tok, hdr)
+}
+
+// openStream connects to the SSE endpoint at url through hc; it is safe to call from any
+// goroutine.
+func openStream(hc *http.Client, url, tok string, hdr map[string]string) (*client, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -116,7 +122,7 @@ func (p *plane) tryOpen(path, tok string, hdr map[string]string) (*client, error
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -125,13 +131,13 @@ func (p *plane) tryOpen(path, tok string, hdr map[string]string) (*client, error
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		cancel()
-		return nil, fmt.Errorf("GET %s = %d %s", path, resp.StatusCode, body)
+		return nil, fmt.Errorf("GET %s = %d %s", url, resp.StatusCode, body)
 	}
-	c := &client{resp: resp, frames: make(chan sse.Frame, 1024), cancel: cancel, done: make(chan struct{})}
+	c := &client{resp: resp, frames: make(chan sseclient.Frame, 1024), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		defer close(c.frames)
-		r := sse.NewReader(bufio.NewReader(resp.Body), 1<<20)
+		r := sseclient.NewReader(bufio.NewReader(resp.Body), 1<<20)
 		for {
 			f, err := r.Next()
 			if err != nil {
@@ -150,7 +156,7 @@ func (c *client) close() {
 }
 
 // next returns the next frame that is not a heartbeat.
-func (c *client) next(t testing.TB) sse.Frame {
+func (c *client) next(t testing.TB) sseclient.Frame {
 	t.Helper()
 	for {
 		select {

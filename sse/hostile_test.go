@@ -3,7 +3,6 @@ package sse_test
 import (
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -152,46 +151,6 @@ func TestHostileRequests(t *testing.T) {
 	p.publishNATS(t, "context.system.alice.CONTEXT_CREATED", `{"marker":true}`)
 	if f := watch.next(t); f.Data != `{"protocol":"system","event":{"marker":true}}` {
 		t.Fatalf("alice's stream showed %s before her own event", f.Data)
-	}
-}
-
-// TestStreamOverHTTP2: a stream needs an HTTP/1.1 connection it can take over; over HTTP/2 it
-// gets 505 with a JSON error, and leaves no consumer and no count behind.
-func TestStreamOverHTTP2(t *testing.T) {
-	p := newPlane(t, sse.Config{})
-	h, err := sse.NewHandler(sse.Config{Broker: p.bus, Verifier: auth.NewVerifier(testplane.Secret)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewUnstartedServer(h)
-	ts.EnableHTTP2 = true
-	ts.StartTLS()
-	t.Cleanup(ts.Close)
-	t.Cleanup(h.Close)
-	get := func(path string) *http.Response {
-		req, _ := http.NewRequest(http.MethodGet, ts.URL+path, nil)
-		req.Header.Set("Authorization", "Bearer "+token(t, "alice"))
-		resp, err := ts.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
-	for _, path := range []string{"/api/v1/stream/agui", "/api/v1/stream/agui?last_event_id=0-0"} {
-		resp := get(path)
-		var body struct{ Error string }
-		decode(t, resp, &body)
-		if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusHTTPVersionNotSupported || !strings.Contains(body.Error, "HTTP/1.1") {
-			t.Fatalf("GET %s over %s: %d %q, want 505 naming HTTP/1.1", path, resp.Proto, resp.StatusCode, body.Error)
-		}
-	}
-	if n := p.Consumers(t, routing.StreamAGUI); n != hubConsumers() {
-		t.Fatalf("%d consumers on AGUI after refused streams, want %d", n, hubConsumers())
-	}
-	var c struct{ Count int }
-	decode(t, get("/api/v1/connections"), &c)
-	if c.Count != 0 {
-		t.Fatalf("connections = %d after refused streams, want 0", c.Count)
 	}
 }
 

@@ -15,10 +15,38 @@ import (
 	"github.com/eventsd/eventsd/routing"
 )
 
-// stream serves one SSE connection: one channel of the caller's events, live or resumed. Once
-// the request is checked and its feed open, the connection is taken over from net/http (see
-// detach) and the stream goes on without this goroutine.
-func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
+// feed is what a stream needs from its source of events; *bus.Feed is one (see bus.Feed for
+// what each method promises).
+type feed interface {
+	// Take appends up to max waiting events to dst; more is false once the feed has ended and
+	// every event has been taken.
+	Take(dst []bus.Event, max int) (_ []bus.Event, more bool)
+	// Notify has fn called, with the feed's lock held, whenever events wait or the feed ends.
+	Notify(fn func())
+	// Err says why the feed ended: nil if it was closed.
+	Err() error
+	// Close ends the feed and releases what it holds on the server.
+	Close()
+	// Notice and Prelude are what the stream sends before the feed's events, computed when
+	// the feed opened.
+	Notice() *bus.Notice
+	Prelude() []bus.Event
+	// Epoch is the epoch of the stream the feed reads.
+	Epoch() uint64
+}
+
+// subscribeBroker opens a feed through the Broker.
+func (h *Handler) subscribeBroker(ctx context.Context, sub routing.Subscription) (feed, error) {
+	f, err := h.cfg.Broker.Subscribe(ctx, sub)
+	if err != nil {
+		return nil, err // not f: a nil *bus.Feed would make a feed that is not nil
+	}
+	return f, nil
+}
+
+// serveStream answers GET /api/v1/stream/{channel}: it checks the request, opens the feed and
+// serves the stream (see stream) until it ends, or hands it off its connection.
+func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 	sub, ok := h.subscription(w, r)
 	if !ok {
 		return
@@ -28,11 +56,11 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusTooManyRequests, "too many streams: "+limit, "")
 		return
 	}
-	// The feed outlives this handler when the stream is detached; until then, the client
+	// The stream's life may outlast this handler (see stream); until it is open, the client
 	// leaving ends it.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	leaving := context.AfterFunc(r.Context(), cancel)
-	feed, err := h.cfg.Broker.Subscribe(ctx, sub)
+	f, err := h.subscribe(ctx, sub)
 	if err != nil {
 		cancel()
 		h.conns.add(sub.User, -1)
@@ -44,18 +72,13 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.cfg.Metrics.StreamOpened(sub.Channel)
-	start := h.now()
+	s := h.newStream(ctx, cancel, f, sub)
 	if !leaving() { // the client left while its feed was set up
-		feed.Close()
-		h.finish(sub, start, 0, "client", nil)
+		f.Close()
+		h.finish(sub, s.start, 0, "client", nil)
 		return
 	}
-	if err := h.detach(w, feed, sub, start, cancel); err != nil {
-		feed.Close()
-		cancel()
-		h.finish(sub, start, 0, "write", err)
-		writeError(w, http.StatusHTTPVersionNotSupported, "a stream needs an HTTP/1.1 connection: "+err.Error(), "")
-	}
+	s.serve(w, r)
 }
 
 // finish accounts for a stream that has ended.
@@ -71,20 +94,6 @@ func streamHeaders(hdr http.Header) {
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("X-Accel-Buffering", "no")
-}
-
-// openingFrames encodes what a stream sends before its events: the resync notice, the contexts
-// snapshot.
-func (h *Handler) openingFrames(fw *frameWriter, feed *bus.Feed, channel routing.Channel) error {
-	if n := feed.Notice(); n != nil {
-		fw.notice(n, channel, h.now())
-	}
-	for _, ev := range feed.Prelude() {
-		if _, err := fw.event(ev, channel == routing.Contexts); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // subscription authenticates the request and reads what it asks for. On a bad request it writes
@@ -147,57 +156,4 @@ func lastEventID(r *http.Request) string {
 		return c
 	}
 	return r.URL.Query().Get("last_event_id")
-}
-
-// A busy connection takes the events waiting for it together and sends their frames in few
-// writes: one system call for many frames instead of one for each.
-const (
-	maxBatchEvents = 256      // events taken at once
-	maxBatchBytes  = 64 << 10 // frames written at once, unless one frame is larger
-	keepBatch      = 16       // events a connection keeps room for between batches
-)
-
-// writeEvents encodes evs as frames, skipping those that cannot be frames, and writes them in
-// as few writes as maxBatchBytes allows. It returns how many frames it wrote.
-func (h *Handler) writeEvents(fw *frameWriter, evs []bus.Event, channel routing.Channel, wrap bool, write func([]byte) error) (int, error) {
-	sent, n := 0, 0
-	flush := func() error {
-		if n == 0 {
-			return nil
-		}
-		h.cfg.Metrics.Delivered(channel, n) // before the write, so a client that has the frames sees them counted
-		err := write(fw.frames())
-		fw.reset()
-		if err == nil {
-			sent, n = sent+n, 0
-		}
-		return err
-	}
-	for _, ev := range evs {
-		if _, err := fw.event(ev, wrap); err != nil {
-			h.skipped(channel, ev, err)
-			continue
-		}
-		n++
-		if len(fw.frames()) >= maxBatchBytes {
-			if err := flush(); err != nil {
-				return sent, err
-			}
-		}
-	}
-	return sent, flush()
-}
-
-// skipped counts a stored event that cannot become a frame, and logs it unless its subject was
-// logged recently.
-func (h *Handler) skipped(channel routing.Channel, ev bus.Event, err error) {
-	reason := "invalid"
-	var skip errSkip
-	if errors.As(err, &skip) {
-		reason = skip.reason
-	}
-	h.cfg.Metrics.Skipped(channel, reason)
-	if h.skipLog.allow(ev.Subject, h.now()) {
-		h.log.Warn("stored event not sent", "subject", ev.Subject, "seq", ev.Cursor.Seq, "reason", reason)
-	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -33,6 +34,110 @@ func TestStreamHeaders(t *testing.T) {
 		if got := c.resp.Header.Get(k); got != want {
 			t.Errorf("header %s = %q, want %q", k, got, want)
 		}
+	}
+}
+
+// TestStreamOverHTTP2: where the connection cannot be taken over (HTTP/2), the handler
+// goroutine serves the stream: the same headers and frames (the prelude, events, heartbeats),
+// and the client leaving ends it, its consumer and its count.
+func TestStreamOverHTTP2(t *testing.T) {
+	p := newPlane(t, sse.Config{})
+	m := &countingMetrics{}
+	h, err := sse.NewHandler(sse.Config{Broker: p.bus, Verifier: auth.NewVerifier(testplane.Secret),
+		Heartbeat: 50 * time.Millisecond, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(h)
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	t.Cleanup(h.Close)
+	tok := token(t, "alice")
+	count := func() int {
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/api/v1/connections", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c struct{ Count int }
+		decode(t, resp, &c)
+		return c.Count
+	}
+
+	// A cursor of another epoch: the stream opens with the stream_recreated resync frame.
+	c, err := openStream(ts.Client(), ts.URL+"/api/v1/stream/a2a?last_event_id=0-0", tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.close)
+	if c.resp.ProtoMajor != 2 {
+		t.Fatalf("stream served over %s, want HTTP/2", c.resp.Proto)
+	}
+	for k, want := range map[string]string{"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"} {
+		if got := c.resp.Header.Get(k); got != want {
+			t.Errorf("header %s = %q, want %q", k, got, want)
+		}
+	}
+	if f := c.next(t); f.Event != "resync" || !strings.Contains(f.Data, `"reason":"stream_recreated"`) {
+		t.Fatalf("first frame %+v, want a stream_recreated resync", f)
+	}
+	select {
+	case f := <-c.frames:
+		if f.Event != "heartbeat" || f.Data != `{"type":"heartbeat"}` {
+			t.Fatalf("idle stream sent %+v, want a heartbeat", f)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no heartbeat")
+	}
+	p.publishNATS(t, "a2a.alice.CUSTOM", `{"over":"h2"}`)
+	if f := c.next(t); f.Data != `{"over":"h2"}` || f.ID == "" {
+		t.Fatalf("frame %+v, want the event", f)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("connections = %d with the stream open, want 1", n)
+	}
+
+	c.close()
+	waitFor(t, "the stream to end", func() bool { return m.get("closed a2a client") == 1 })
+	if n := count(); n != 0 {
+		t.Fatalf("connections = %d after the client left, want 0", n)
+	}
+	waitFor(t, "its consumer deleted", func() bool { return p.consumers(t, routing.StreamA2A) == hubConsumers() })
+}
+
+// TestStreamSurvivesRecreatedStream deletes the AGUI stream under an open stream: once the bus
+// has recreated it, the same connection gets the stream_recreated resync frame, naming the last
+// event it had, then the new stream's events.
+func TestStreamSurvivesRecreatedStream(t *testing.T) {
+	m := &countingMetrics{}
+	p := newPlane(t, sse.Config{Metrics: m})
+	ctx := ctxFor(t)
+	c := p.open(t, "/api/v1/stream/agui", token(t, "alice"), nil)
+	p.publishNATS(t, "agui.alice.CUSTOM", `{"old":1}`)
+	last := c.next(t)
+	if last.Data != `{"old":1}` {
+		t.Fatalf("frame %+v, want the first event", last)
+	}
+	if err := p.js.DeleteStream(ctx, routing.StreamAGUI); err != nil {
+		t.Fatal(err)
+	}
+	// A publish finds no stream until the bus has recreated it; the message id keeps a retry
+	// whose answer was lost from storing the event twice.
+	waitFor(t, "the stream recreated", func() bool {
+		_, err := p.js.Publish(ctx, "agui.alice.CUSTOM", []byte(`{"new":1}`), jetstream.WithMsgID("new-1"))
+		return err == nil
+	})
+	f := c.next(t)
+	if f.Event != "resync" || !strings.Contains(f.Data, `"reason":"stream_recreated","last_event_id":"`+last.ID+`"`) {
+		t.Fatalf("after the stream was recreated: %+v, want a stream_recreated resync from %s", f, last.ID)
+	}
+	if f := c.next(t); f.Data != `{"new":1}` || !strings.HasPrefix(f.ID, "1-") || f.ID == last.ID {
+		t.Fatalf("after the resync frame: %+v, want the new stream's first event", f)
+	}
+	if opened, closed := m.get("opened agui"), m.get("closed agui nats")+m.get("closed agui feed"); opened != 1 || closed != 0 {
+		t.Fatalf("streams opened %d, closed %d; want the one stream open throughout", opened, closed)
 	}
 }
 

@@ -98,7 +98,7 @@ func StartWith(t testing.TB, cfg sse.Config, bc bus.Config) *Plane {
 	ts.Listener = conns
 	ts.Start()
 	t.Cleanup(ts.Close) // runs before the bus closes: streams end first
-	t.Cleanup(h.Close)  // runs first: detached streams, which ts.Close does not see
+	t.Cleanup(h.Close)  // runs first: streams taken over from net/http, which ts.Close does not see
 	nc, js := Client(t, natsURL)
 	return &Plane{conns: conns, URL: ts.URL, NATSURL: natsURL, Bus: b, NC: nc, JS: js}
 }
