@@ -18,16 +18,15 @@ import (
 	"time"
 
 	"github.com/eventsd/eventsd/auth"
-	"github.com/eventsd/eventsd/bus"
+	"github.com/eventsd/eventsd/client"
 	"github.com/eventsd/eventsd/routing"
-	"github.com/eventsd/eventsd/sse"
 )
 
 // Config says where the plane is.
 type Config struct {
-	Server  string   // eventsd's base URL
-	Secret  []byte   // to mint a token per simulated user
-	Bus     *bus.Bus // publishes (and carries the plain NATS reference)
+	Server  string // eventsd's base URL
+	Secret  []byte // to mint a token per simulated user
+	NATS    *NATS  // publishes, and carries the plain NATS reference
 	Timeout time.Duration
 	// Window is how many JetStream publishes may await their acknowledgement when publishing
 	// as fast as accepted; default DefaultWindow.
@@ -163,7 +162,7 @@ func (s *streams) open(path, tok, lastID string, r *receiver) error {
 	}
 	s.wg.Go(func() {
 		defer resp.Body.Close()
-		rd := sse.NewReader(bufio.NewReaderSize(resp.Body, 64<<10), 1<<20)
+		rd := client.NewReader(bufio.NewReaderSize(resp.Body, 64<<10), 1<<20)
 		for {
 			f, err := rd.Next()
 			if err != nil {
@@ -354,7 +353,7 @@ func (c Config) reference(ctx context.Context, res *Result, subjects []string, r
 	for i := range raw {
 		r := newReceiver(res.Events)
 		raw[i] = r
-		stop, err := c.Bus.CoreSubscribe(subjects[i], func(data []byte) { r.take(data, time.Now()) })
+		stop, err := c.NATS.coreSubscribe(subjects[i], func(data []byte) { r.take(data, time.Now()) })
 		if err != nil {
 			return err
 		}
@@ -428,11 +427,11 @@ func (c Config) Replay(ctx context.Context, events int) (Result, error) {
 		return res, err
 	}
 	subject, _ := routing.SubjectFor(routing.AGUI, user, benchType)
-	ack, err := c.Bus.Publish(ctx, subject, payload(-1), "")
+	seq, err := c.NATS.publish(ctx, subject, payload(-1))
 	if err != nil {
 		return res, err
 	}
-	cursor, err := c.cursorOf(ctx, tok, ack.Seq)
+	cursor, err := c.cursorOf(ctx, tok, seq)
 	if err != nil {
 		return res, err
 	}
@@ -456,7 +455,7 @@ func (c Config) Replay(ctx context.Context, events int) (Result, error) {
 
 	// The same events read by a plain JetStream consumer, without eventsd.
 	start = time.Now()
-	if err := c.Bus.ReadStored(ctx, routing.StreamAGUI, subject, ack.Seq+1, events); err != nil {
+	if err := c.NATS.readStored(ctx, routing.StreamAGUI, subject, seq+1, events); err != nil {
 		return res, err
 	}
 	res.RawDelivered = float64(events) / time.Since(start).Seconds()
@@ -473,7 +472,7 @@ func (c Config) cursorOf(ctx context.Context, tok string, seq uint64) (string, e
 		return "", err
 	}
 	defer resp.Body.Close()
-	rd := sse.NewReader(resp.Body, 1<<20)
+	rd := client.NewReader(resp.Body, 1<<20)
 	for {
 		f, err := rd.Next()
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventsd/eventsd/bus"
 	"github.com/eventsd/eventsd/internal/testplane"
 	"github.com/eventsd/eventsd/sse"
 )
@@ -12,7 +13,14 @@ import (
 // plane starts a plane in this process and returns the benchmark's view of it.
 func plane(t testing.TB) Config {
 	p := testplane.Start(t, sse.Config{})
-	return Config{Server: p.URL, Secret: testplane.Secret, Bus: p.Bus, Timeout: time.Minute}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := ConnectNATS(ctx, bus.Config{URL: p.NATSURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	return Config{Server: p.URL, Secret: testplane.Secret, NATS: n, Timeout: time.Minute}
 }
 
 // TestScenarios runs every scenario small against a real plane: nothing lost or doubled, and

@@ -80,7 +80,7 @@ func (c Config) Idle(ctx context.Context, conns int, window time.Duration) (Resu
 
 	rss0 = rss1
 	for i := range conns {
-		stop, err := c.Bus.CoreSubscribe(fmt.Sprintf("bench.idle.%d.%d", run, i), func([]byte) {})
+		stop, err := c.NATS.coreSubscribe(fmt.Sprintf("bench.idle.%d.%d", run, i), func([]byte) {})
 		if err != nil {
 			return res, err
 		}
@@ -140,7 +140,7 @@ func (c Config) Churn(ctx context.Context, workers int, d time.Duration) (Result
 
 	subject := fmt.Sprintf("bench.churn.%d", time.Now().UnixNano())
 	raw, _, secs := cycle(ctx, workers, d, func() error {
-		stop, err := c.Bus.CoreSubscribe(subject, func([]byte) {})
+		stop, err := c.NATS.coreSubscribe(subject, func([]byte) {})
 		if err == nil {
 			stop()
 		}
@@ -180,13 +180,13 @@ func cycle(ctx context.Context, workers int, d time.Duration, fn func() error) (
 
 // connectionConsumers counts AGUI consumers that belong to connections (not the shared feed).
 func (c Config) connectionConsumers(ctx context.Context) (int, error) {
-	names, err := c.Bus.ConsumerNames(ctx, routing.StreamAGUI)
+	names, err := c.NATS.consumerNames(ctx, routing.StreamAGUI)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, name := range names {
-		if !strings.HasPrefix(name, bus.HubConsumerPrefix) {
+		if !strings.HasPrefix(name, bus.SharedConsumerPrefix) {
 			n++
 		}
 	}

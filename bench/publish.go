@@ -93,11 +93,11 @@ func (c Config) publish(ctx context.Context, n, rate int, user func(i int) strin
 			}
 		}
 		var err error
-		if inFlight[slot], err = c.Bus.PublishAsync(subject, payload(i)); err != nil {
+		if inFlight[slot], err = c.NATS.publishAsync(subject, payload(i)); err != nil {
 			return 0, err
 		}
 	}
-	if err := c.Bus.WaitPublished(ctx); err != nil {
+	if err := c.NATS.waitPublished(ctx); err != nil {
 		return 0, err
 	}
 	return time.Since(start), nil
@@ -187,7 +187,7 @@ func (c Config) publishCore(ctx context.Context, n, rate int, subject func(i int
 		if err := pace(ctx, start, i, rate); err != nil {
 			return 0, err
 		}
-		if err := c.Bus.CorePublish(subject(i), payload(i)); err != nil {
+		if err := c.NATS.corePublish(subject(i), payload(i)); err != nil {
 			return 0, err
 		}
 	}

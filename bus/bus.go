@@ -4,6 +4,7 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -52,8 +52,10 @@ type Config struct {
 	// InactiveThreshold removes a connection's consumer this long after its process stopped
 	// asking for events; default 10s.
 	InactiveThreshold time.Duration
-	// Buffer is how many events a feed holds for a connection that is busy writing; default 64.
-	Buffer int
+	// ReadAhead is how many events a connection's own consumer reads ahead of the connection:
+	// what it pulls at once (one consumer per connection), and what it queues before it waits
+	// for the connection to take them. Default 64.
+	ReadAhead int
 	// Timeout bounds each JetStream API call made where the caller set no deadline; default 5s.
 	Timeout time.Duration
 	// Delivery is DeliveryShared (default) or DeliveryConsumer.
@@ -146,15 +148,11 @@ type Bus struct {
 	away   time.Time          // when NATS went away, while it is
 	closed bool               // Close has begun: no outage timer starts
 
-	hubsMu sync.Mutex
-	hubs   map[string]*hub // shared feeds by stream
-	bg     context.Context // the lifetime of the hubs
+	shared sharedFeeds
+	bg     context.Context // the lifetime of the shared feeds
 	stopBg context.CancelFunc
 
-	// The contexts projector, once StartContexts has run.
-	kv          jetstream.KeyValue
-	stopProject context.CancelFunc
-	proj        projection // every relevant CONTEXT event up to here is applied
+	contextViews contextsProjector // the contexts projector, once StartContexts has run
 
 	watch  watcher           // recreates deleted streams, once EnsureStreams has run
 	epochs map[string]uint64 // each stream's epoch as last seen; guarded by mu
@@ -162,48 +160,16 @@ type Bus struct {
 
 // Connect connects to NATS. It fails if no server answers before ctx is done.
 func Connect(ctx context.Context, cfg Config) (*Bus, error) {
-	if cfg.URL == "" {
-		return nil, fmt.Errorf("%w: no URL", ErrUnavailable)
-	}
-	if cfg.Name == "" {
-		cfg.Name = "eventsd"
-	}
-	if cfg.Streams == (routing.StreamOptions{}) {
-		cfg.Streams = routing.DefaultStreamOptions
-	}
-	if cfg.InactiveThreshold <= 0 {
-		cfg.InactiveThreshold = 10 * time.Second
-	}
-	if cfg.Buffer <= 0 {
-		cfg.Buffer = 64
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 5 * time.Second
-	}
-	if cfg.Metrics == nil {
-		cfg.Metrics = nopMetrics{}
-	}
-	if cfg.OutageGrace <= 0 {
-		cfg.OutageGrace = 2 * time.Second
-	}
-	if cfg.MaxCreating <= 0 {
-		cfg.MaxCreating = 64
-	}
-	switch cfg.Delivery {
-	case "":
-		cfg.Delivery = DeliveryShared
-	case DeliveryShared, DeliveryConsumer:
-	default:
-		return nil, fmt.Errorf("bus: delivery %q: want %s or %s", cfg.Delivery, DeliveryShared, DeliveryConsumer)
-	}
-	if cfg.Queue <= 0 {
-		cfg.Queue = 1024
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var bp atomic.Pointer[Bus] // the handlers below run only after Connect returns b
+	b := &Bus{cfg: cfg, log: log, creating: make(chan struct{}, cfg.MaxCreating), feeds: map[*Feed]struct{}{},
+		shared: sharedFeeds{feeds: map[string]*sharedFeed{}, starting: map[string]chan struct{}{}}}
 	authOpts, err := cfg.Auth.Options()
 	if err != nil {
 		return nil, err
@@ -216,34 +182,60 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 			if err != nil {
 				log.Warn("nats disconnected", "err", err)
 			}
-			if b := bp.Load(); b != nil {
-				b.outageBegan()
-			}
+			b.outageBegan()
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
-			if b := bp.Load(); b != nil {
-				b.outageEnded()
-			}
+			b.outageEnded()
 		}),
 	}, authOpts...)
 	if deadline, ok := ctx.Deadline(); ok {
 		opts = append(opts, nats.Timeout(time.Until(deadline)))
 	}
-	nc, err := nats.Connect(cfg.URL, opts...)
-	if err != nil {
+	if b.nc, err = nats.Connect(cfg.URL, opts...); err != nil {
 		return nil, fmt.Errorf("%w: connect %s: %v", ErrUnavailable, RedactURL(cfg.URL), err)
 	}
-	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(cfg.Timeout))
-	if err != nil {
-		nc.Close()
+	if b.js, err = jetstream.New(b.nc, jetstream.WithDefaultTimeout(cfg.Timeout)); err != nil {
+		b.nc.Close()
 		return nil, fmt.Errorf("bus: jetstream: %w", err)
 	}
-	b := &Bus{nc: nc, js: js, cfg: cfg, log: log, creating: make(chan struct{}, cfg.MaxCreating),
-		feeds: map[*Feed]struct{}{}, hubs: map[string]*hub{}}
 	b.bg, b.stopBg = context.WithCancel(context.Background())
-	bp.Store(b)
 	return b, nil
+}
+
+// withDefaults fills in the defaults of what cfg leaves unset, and checks the rest.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.URL == "" {
+		return cfg, fmt.Errorf("%w: no URL", ErrUnavailable)
+	}
+	switch cfg.Delivery {
+	case "":
+		cfg.Delivery = DeliveryShared
+	case DeliveryShared, DeliveryConsumer:
+	default:
+		return cfg, fmt.Errorf("bus: delivery %q: want %s or %s", cfg.Delivery, DeliveryShared, DeliveryConsumer)
+	}
+	if cfg.Streams == (routing.StreamOptions{}) {
+		cfg.Streams = routing.DefaultStreamOptions
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = nopMetrics{}
+	}
+	cfg.Name = cmp.Or(cfg.Name, "eventsd")
+	positive(&cfg.InactiveThreshold, 10*time.Second)
+	positive(&cfg.Timeout, 5*time.Second)
+	positive(&cfg.OutageGrace, 2*time.Second)
+	positive(&cfg.ReadAhead, 64)
+	positive(&cfg.MaxCreating, 64)
+	positive(&cfg.Queue, 1024)
+	return cfg, nil
+}
+
+// positive sets *v to def unless it is above zero.
+func positive[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // RedactURL returns comma-separated NATS URLs with their passwords or tokens replaced, for
@@ -354,7 +346,7 @@ type Ack struct {
 // Publish stores one event on subject. A non-empty msgID de-duplicates retries within the
 // streams' duplicate window.
 func (b *Bus) Publish(ctx context.Context, subject string, data []byte, msgID string) (Ack, error) {
-	if !b.connected(ctx) {
+	if !b.waitConnected(ctx) {
 		return Ack{}, fmt.Errorf("%w: publish %s: not connected", ErrUnavailable, subject)
 	}
 	var opts []jetstream.PublishOpt
@@ -417,10 +409,10 @@ func (b *Bus) outageEnded() {
 	}
 }
 
-// connected reports whether NATS is connected, waiting for it to come back while it has been
+// waitConnected reports whether NATS is connected, waiting for it to come back while it has been
 // away for less than the grace period: a publish or a new stream during a failover to another
 // server of the cluster goes through rather than failing.
-func (b *Bus) connected(ctx context.Context) bool {
+func (b *Bus) waitConnected(ctx context.Context) bool {
 	if b.Connected() {
 		return true
 	}
@@ -455,7 +447,7 @@ func (b *Bus) endFeeds() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for f := range b.feeds {
-		f.abort(fmt.Errorf("%w: connection lost", ErrUnavailable))
+		f.sub.End(fmt.Errorf("%w: connection lost", ErrUnavailable))
 	}
 }
 
@@ -509,9 +501,7 @@ func (b *Bus) Close() error {
 	b.closed = true
 	b.mu.Unlock()
 	b.outageEnded()
-	if b.stopProject != nil {
-		b.stopProject()
-	}
+	b.contextViews.stop()
 	b.stopBg()
 	waited := make(chan struct{})
 	go func() { b.wg.Wait(); close(waited) }()
@@ -550,95 +540,4 @@ func (b *Bus) PublishEvent(ctx context.Context, user string, ev event.Event) (Ac
 		return Ack{}, fmt.Errorf("bus: encode %s: %w", ev.EventType(), err)
 	}
 	return b.Publish(ctx, subject, data, "")
-}
-
-// PublishAsync stores one event without waiting for the acknowledgement, which the returned
-// future carries; WaitPublished waits for all of them. For load generation.
-func (b *Bus) PublishAsync(subject string, data []byte) (jetstream.PubAckFuture, error) {
-	f, err := b.js.PublishAsync(subject, data)
-	if err != nil {
-		return nil, b.wrap("publish "+subject, err)
-	}
-	return f, nil
-}
-
-// WaitPublished waits until every PublishAsync is acknowledged.
-func (b *Bus) WaitPublished(ctx context.Context) error {
-	select {
-	case <-b.js.PublishAsyncComplete():
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// CorePublish sends data on subject with plain NATS: nothing stores it. The benchmark's
-// reference for what NATS alone delivers.
-func (b *Bus) CorePublish(subject string, data []byte) error {
-	return b.nc.Publish(subject, data)
-}
-
-// CoreSubscribe calls fn for every plain NATS message on subject until the returned stop. The
-// subscriber has a NATS connection of its own, as every SSE client has its own TCP connection.
-func (b *Bus) CoreSubscribe(subject string, fn func(data []byte)) (stop func(), err error) {
-	authOpts, err := b.cfg.Auth.Options()
-	if err != nil {
-		return nil, err
-	}
-	nc, err := nats.Connect(b.cfg.URL, append(authOpts, nats.Name(b.cfg.Name), nats.Timeout(b.cfg.Timeout))...)
-	if err != nil {
-		return nil, fmt.Errorf("%w: connect %s: %v", ErrUnavailable, RedactURL(b.cfg.URL), err)
-	}
-	sub, err := nc.Subscribe(subject, func(m *nats.Msg) { fn(m.Data) })
-	if err == nil {
-		_ = sub.SetPendingLimits(-1, -1)
-		err = nc.Flush()
-	}
-	if err != nil {
-		nc.Close()
-		return nil, b.wrap("subscribe "+subject, err)
-	}
-	return nc.Close, nil
-}
-
-// ReadStored reads n stored events on subject of stream, from sequence from on, with a plain
-// ordered consumer, and deletes it. The benchmark's reference for what a replay costs without
-// eventsd.
-func (b *Bus) ReadStored(ctx context.Context, stream, subject string, from uint64, n int) error {
-	s, err := b.js.Stream(ctx, stream)
-	if err != nil {
-		return b.wrap("stream "+stream, err)
-	}
-	cons, it, err := b.openConsumer(ctx, s, stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
-		InactiveThreshold: b.cfg.InactiveThreshold,
-	})
-	if err != nil {
-		return err
-	}
-	defer b.deleteConsumer(ctx, stream, cons)
-	defer it.Stop()
-	for range n {
-		if _, err := it.Next(jetstream.NextContext(ctx)); err != nil {
-			return b.wrap("read "+subject, err)
-		}
-	}
-	return nil
-}
-
-// ConsumerNames lists the names of a stream's consumers.
-func (b *Bus) ConsumerNames(ctx context.Context, stream string) ([]string, error) {
-	s, err := b.js.Stream(ctx, stream)
-	if err != nil {
-		return nil, b.wrap("stream "+stream, err)
-	}
-	lister := s.ConsumerNames(ctx)
-	var names []string
-	for n := range lister.Name() {
-		names = append(names, n)
-	}
-	if err := lister.Err(); err != nil {
-		return nil, b.wrap("consumers of "+stream, err)
-	}
-	return names, nil
 }

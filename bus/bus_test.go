@@ -226,7 +226,7 @@ func TestPublishEventReachesContexts(t *testing.T) {
 
 // TestStalledFeedIsBounded never reads a feed while 20,000 events are stored for it: the events
 // held for it in this process stay within the feed's buffer and one pull batch; the rest wait
-// in the stream. On the shared path the hub drops the stalled feed once its queue is full, and
+// in the stream. On the shared path the shared feed drops the stalled feed once its queue is full, and
 // the feed goes on from a catch-up consumer, bounded the same way.
 func TestStalledFeedIsBounded(t *testing.T) {
 	for _, mode := range []string{bus.DeliveryConsumer, bus.DeliveryShared} {
@@ -285,8 +285,8 @@ func testStalledFeed(t *testing.T, mode string) {
 	}
 	cons := stream.ListConsumers(ctx)
 	for info := range cons.Info() {
-		if strings.HasPrefix(info.Name, bus.HubConsumerPrefix) {
-			continue // the shared feed's own consumer, which delivers everything to the hub
+		if strings.HasPrefix(info.Name, bus.SharedConsumerPrefix) {
+			continue // the shared feed's own consumer, which delivers every event to the node
 		}
 		if info.Delivered.Consumer > uint64(bound) || info.NumPending+info.Delivered.Consumer+uint64(want) < stored {
 			t.Fatalf("stalled feed: %d delivered, %d pending; want at most %d delivered", info.Delivered.Consumer, info.NumPending, bound)
@@ -303,7 +303,8 @@ func testStalledFeed(t *testing.T, mode string) {
 // its own (again and again while it stays behind), and its reader still gets every event once,
 // in order, with no consumer left afterwards.
 func TestFeedThatFallsBehind(t *testing.T) {
-	b, _ := testplane.StartBus(t, bus.Config{Queue: 16, Buffer: 8})
+	b, url := testplane.StartBus(t, bus.Config{Queue: 16, ReadAhead: 8})
+	_, js := testplane.Client(t, url)
 	ctx := testContext(t)
 	f, err := b.Subscribe(ctx, routing.Subscription{Channel: routing.AGUI, User: "alice"})
 	if err != nil {
@@ -324,12 +325,13 @@ func TestFeedThatFallsBehind(t *testing.T) {
 		}
 	}
 	f.Close()
-	names, err := b.ConsumerNames(ctx, routing.StreamAGUI)
+	stream, err := js.Stream(ctx, routing.StreamAGUI)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range names {
-		if !strings.HasPrefix(n, bus.HubConsumerPrefix) {
+	names := stream.ConsumerNames(ctx)
+	for n := range names.Name() {
+		if !strings.HasPrefix(n, bus.SharedConsumerPrefix) {
 			t.Fatalf("consumer %s left after the feed closed", n)
 		}
 	}

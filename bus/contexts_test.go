@@ -342,29 +342,9 @@ func TestFullBucketDropsLeastRecentViews(t *testing.T) {
 	b, js := startWithContexts(t, bus.Config{Metrics: m, Streams: opts})
 	ctx := testContext(t)
 	kv := bucket(t, js)
-	checkBucket := func(when string) jetstream.StreamInfo {
-		t.Helper()
-		s, err := js.Stream(ctx, "KV_"+routing.BucketContexts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.Config.Discard != jetstream.DiscardOld || info.Config.MaxBytes != limit || info.Config.MaxMsgsPerSubject != 1 {
-			t.Fatalf("%s: bucket discard %v, max bytes %d, history %d, want %v, %d, 1", when,
-				info.Config.Discard, info.Config.MaxBytes, info.Config.MaxMsgsPerSubject, jetstream.DiscardOld, limit)
-		}
-		return *info
-	}
-	checkBucket("created")
+	checkBucket(t, js, limit, "created")
 	// A bucket as the earlier release created it is updated in place.
-	s, err := js.Stream(ctx, "KV_"+routing.BucketContexts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := s.CachedInfo().Config
+	old := bucketInfo(t, js).Config
 	old.Discard, old.MaxBytes = jetstream.DiscardNew, -1
 	if _, err := js.UpdateStream(ctx, old); err != nil {
 		t.Fatal(err)
@@ -372,22 +352,15 @@ func TestFullBucketDropsLeastRecentViews(t *testing.T) {
 	if err := b.EnsureStreams(ctx); err != nil {
 		t.Fatal(err)
 	}
-	checkBucket("updated")
+	checkBucket(t, js, limit, "updated")
 
 	// Views of about 4.6 KB (an id of 250 control characters, its own name), 60 users: four
-	// times what the bucket holds. Each wave is in the views before the next is published, so
-	// that the CONTEXT stream, under the same limit, keeps every event until it is applied.
-	const users, wave = 60, 10
+	// times what the bucket holds.
+	const users = 60
 	ctrl := strings.Repeat(`\u0001`, 250)
 	user := func(i int) string { return fmt.Sprintf("u%03d", i) }
-	for i := 0; i < users; i += wave {
-		last := watchView(t, js, user(i+wave-1))
-		for j := i; j < i+wave; j++ {
-			publishNATS(t, js, "context.system."+user(j)+".CONTEXT_CREATED", `{"contextId":"`+ctrl+`"}`)
-		}
-		last.await(t, func(v contexts.View) bool { return len(v.Contexts) == 1 })
-	}
-	info := checkBucket("full")
+	createInWaves(t, js, users, user, ctrl)
+	info := checkBucket(t, js, limit, "full")
 	if info.State.Bytes > limit || info.State.Msgs >= users {
 		t.Fatalf("bucket holds %d views in %d bytes, want fewer than %d in at most %d", info.State.Msgs, info.State.Bytes, users, limit)
 	}
@@ -400,28 +373,7 @@ func TestFullBucketDropsLeastRecentViews(t *testing.T) {
 	}
 	t.Logf("the bucket holds %d of %d views in %d bytes", info.State.Msgs, users, info.State.Bytes)
 
-	// A dropped view is rebuilt from what CONTEXT, under the same limit, still holds of the
-	// user's events: the user's next event starts it again from them.
-	want := map[string]bool{"again": true}
-	held := storedEvents(t, js, user(0))
-	if held > 0 {
-		want[ctrl] = true
-	}
-	t.Logf("CONTEXT holds %d of %s's events", held, user(0))
-	dropped := watchView(t, js, user(0))
-	publish(t, b, routing.System, user(0), "CONTEXT_CREATED", `{"contextId":"again"}`)
-	v := dropped.await(t, func(v contexts.View) bool { return v.Contexts["again"] != nil })
-	if len(v.Contexts) != len(want) {
-		t.Fatalf("%s's view after it was dropped = %+v, want %d contexts", user(0), v, len(want))
-	}
-	f, err := b.Subscribe(ctx, routing.Subscription{Channel: routing.Contexts, User: user(0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := snapshotIDs(t, f); !strings.HasPrefix(got, "[again") || len(want) == 1 && got != "[again]" {
-		t.Fatalf("%s's snapshot = %s, want again first, of %d", user(0), got, len(want))
-	}
-	f.Close()
+	checkDroppedViewRebuilt(t, b, js, user(0), ctrl)
 
 	// Deleted, the bucket is created again, then set to drop its oldest views.
 	updated := advisories(t, js, "$JS.EVENT.ADVISORY.STREAM.UPDATED.KV_"+routing.BucketContexts)
@@ -433,10 +385,80 @@ func TestFullBucketDropsLeastRecentViews(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the bucket was not created again and updated")
 	}
-	checkBucket("recreated")
+	checkBucket(t, js, limit, "recreated")
 	alice := watchView(t, js, "alice")
 	publish(t, b, routing.System, "alice", "CONTEXT_CREATED", `{"contextId":"a1"}`)
 	alice.await(t, func(v contexts.View) bool { return v.Contexts["a1"] != nil })
+}
+
+// checkBucket checks that the CONTEXTS bucket holds at most limit bytes and drops its oldest
+// views when full, and returns its state; when says at which step of the test.
+func checkBucket(t *testing.T, js jetstream.JetStream, limit int64, when string) jetstream.StreamInfo {
+	t.Helper()
+	info := bucketInfo(t, js)
+	if info.Config.Discard != jetstream.DiscardOld || info.Config.MaxBytes != limit || info.Config.MaxMsgsPerSubject != 1 {
+		t.Fatalf("%s: bucket discard %v, max bytes %d, history %d, want %v, %d, 1", when,
+			info.Config.Discard, info.Config.MaxBytes, info.Config.MaxMsgsPerSubject, jetstream.DiscardOld, limit)
+	}
+	return *info
+}
+
+// bucketInfo returns the settings and state of the CONTEXTS bucket's stream.
+func bucketInfo(t *testing.T, js jetstream.JetStream) *jetstream.StreamInfo {
+	t.Helper()
+	ctx := testContext(t)
+	s, err := js.Stream(ctx, "KV_"+routing.BucketContexts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+// createInWaves publishes a CONTEXT_CREATED event naming a context by id for each of users
+// users, straight to NATS, in waves of ten. Each wave is in the views before the next is
+// published, so that the CONTEXT stream, under the bucket's limit, keeps every event until it
+// is applied.
+func createInWaves(t *testing.T, js jetstream.JetStream, users int, user func(int) string, id string) {
+	t.Helper()
+	const wave = 10
+	for i := 0; i < users; i += wave {
+		last := watchView(t, js, user(i+wave-1))
+		for j := i; j < i+wave; j++ {
+			publishNATS(t, js, "context.system."+user(j)+".CONTEXT_CREATED", `{"contextId":"`+id+`"}`)
+		}
+		last.await(t, func(v contexts.View) bool { return len(v.Contexts) == 1 })
+	}
+}
+
+// checkDroppedViewRebuilt checks that the view of user, dropped from the full bucket, is
+// rebuilt from what CONTEXT, under the same limit, still holds of the user's events (a context
+// named id): the user's next event starts it again from them, and the snapshot shows it.
+func checkDroppedViewRebuilt(t *testing.T, b *bus.Bus, js jetstream.JetStream, user, id string) {
+	t.Helper()
+	want := map[string]bool{"again": true}
+	held := storedEvents(t, js, user)
+	if held > 0 {
+		want[id] = true
+	}
+	t.Logf("CONTEXT holds %d of %s's events", held, user)
+	dropped := watchView(t, js, user)
+	publish(t, b, routing.System, user, "CONTEXT_CREATED", `{"contextId":"again"}`)
+	v := dropped.await(t, func(v contexts.View) bool { return v.Contexts["again"] != nil })
+	if len(v.Contexts) != len(want) {
+		t.Fatalf("%s's view after it was dropped = %+v, want %d contexts", user, v, len(want))
+	}
+	f, err := b.Subscribe(testContext(t), routing.Subscription{Channel: routing.Contexts, User: user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := snapshotIDs(t, f); !strings.HasPrefix(got, "[again") || len(want) == 1 && got != "[again]" {
+		t.Fatalf("%s's snapshot = %s, want again first, of %d", user, got, len(want))
+	}
 }
 
 // TestProjectorsOnAClusterAgree: two nodes project one R3 stream into the same views. A view
@@ -516,14 +538,7 @@ func dropView(t *testing.T, b *bus.Bus, js jetstream.JetStream, user, other stri
 	ctx := testContext(t)
 	kv := bucket(t, js)
 	key, _ := contexts.Key(user)
-	s, err := js.Stream(ctx, "KV_"+routing.BucketContexts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	info := bucketInfo(t, js)
 	cfg := info.Config
 	limit := cfg.MaxBytes
 	cfg.MaxBytes = int64(info.State.Bytes) + 200
@@ -592,36 +607,50 @@ func TestDroppedViewIsRebuilt(t *testing.T) {
 	// A node restart: the new projector replays CONTEXT from its first event, and changes
 	// nothing.
 	_ = b.Close()
-	b2, err := bus.Connect(ctx, bus.Config{URL: url, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b2.Close()
-	if err := b2.EnsureStreams(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := b2.StartContexts(ctx); err != nil {
-		t.Fatal(err)
-	}
+	b2 := restartNode(t, url, m)
 	carol := watchView(t, js, "carol")
 	publish(t, b2, routing.System, "carol", "CONTEXT_CREATED", `{"contextId":"marker"}`)
 	carol.await(t, func(v contexts.View) bool { return v.Contexts["marker"] != nil })
-	kv := bucket(t, js)
-	key, _ := contexts.Key("alice")
-	e, err := kv.Get(ctx, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var after contexts.View
-	if err := json.Unmarshal(e.Value(), &after); err != nil {
-		t.Fatal(err)
-	}
-	if len(after.Contexts) != 4 || after.Seq != again.Seq {
+	if after := storedView(t, js, "alice"); len(after.Contexts) != 4 || after.Seq != again.Seq {
 		t.Fatalf("view after the restart's replay = %+v, want a0..a2 and again, at %d", after, again.Seq)
 	}
 	if got := m.String(); got != "map[]" {
 		t.Fatalf("skipped = %s, want nothing", got)
 	}
+}
+
+// restartNode connects a new Bus to the server at url, as a restarted node, with its streams
+// and the contexts projector, until the test ends.
+func restartNode(t *testing.T, url string, m bus.Metrics) *bus.Bus {
+	t.Helper()
+	ctx := testContext(t)
+	b, err := bus.Connect(ctx, bus.Config{URL: url, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if err := b.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.StartContexts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// storedView returns user's view as the CONTEXTS bucket holds it.
+func storedView(t *testing.T, js jetstream.JetStream, user string) contexts.View {
+	t.Helper()
+	key, _ := contexts.Key(user)
+	e, err := bucket(t, js).Get(testContext(t), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v contexts.View
+	if err := json.Unmarshal(e.Value(), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // TestRecreatedBucketUnderLoad: the CONTEXTS bucket deleted while context events keep coming.
@@ -641,53 +670,19 @@ func TestRecreatedBucketUnderLoad(t *testing.T) {
 	last.await(t, func(v contexts.View) bool { return v.Contexts["old"] != nil })
 
 	created := advisories(t, js, "$JS.EVENT.ADVISORY.STREAM.CREATED.KV_"+routing.BucketContexts)
-	published := make(chan int, 1)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for n := 0; ; n++ {
-			select {
-			case <-stop:
-				return
-			case published <- n:
-			default:
-			}
-			subject, _ := routing.SubjectFor(routing.System, user(n%users), "CONTEXT_CREATED")
-			if _, err := b.Publish(ctx, subject, []byte(fmt.Sprintf(`{"contextId":"n%d"}`, (n/users)%5)), ""); err != nil && ctx.Err() != nil {
-				return
-			}
-		}
-	}()
+	load := startLoad(t, b, users, user)
 	// Events flowing, the bucket goes; it comes back, and more events follow.
-	awaitPublished := func(atLeast int) {
-		t.Helper()
-		for {
-			select {
-			case n := <-published:
-				if n >= atLeast {
-					return
-				}
-			case <-ctx.Done():
-				t.Fatal("events stopped")
-			}
-		}
-	}
-	awaitPublished(users)
+	load.await(t, users)
 	if err := js.DeleteStream(ctx, "KV_"+routing.BucketContexts); err != nil {
 		t.Fatal(err)
 	}
-	var after int
 	select {
 	case <-created:
-		after = <-published
 	case <-ctx.Done():
 		t.Fatal("the bucket was not created again")
 	}
-	awaitPublished(after + 4*users)
-	close(stop)
-	wg.Wait()
+	load.await(t, load.await(t, 0)+4*users)
+	load.halt()
 
 	for i := range users {
 		w := watchView(t, js, user(i))
@@ -696,4 +691,62 @@ func TestRecreatedBucketUnderLoad(t *testing.T) {
 	if got := m.String(); got != "map[]" {
 		t.Fatalf("skipped = %s, want nothing", got)
 	}
+}
+
+// contextsLoad publishes context events until halted.
+type contextsLoad struct {
+	published chan int // offered the count of events published so far, after each
+	stop      chan struct{}
+	wg        sync.WaitGroup
+}
+
+// startLoad publishes CONTEXT_CREATED events through b for users user(0) to user(users-1) in
+// turn, each naming one of five contexts, until halted or the test ends.
+func startLoad(t *testing.T, b *bus.Bus, users int, user func(int) string) *contextsLoad {
+	ctx := testContext(t)
+	l := &contextsLoad{published: make(chan int, 1), stop: make(chan struct{})}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		for n := 0; ; n++ {
+			select {
+			case <-l.stop:
+				return
+			case l.published <- n:
+			default:
+			}
+			subject, _ := routing.SubjectFor(routing.System, user(n%users), "CONTEXT_CREATED")
+			if _, err := b.Publish(ctx, subject, []byte(fmt.Sprintf(`{"contextId":"n%d"}`, (n/users)%5)), ""); err != nil && ctx.Err() != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(l.halt)
+	return l
+}
+
+// await waits until at least atLeast events are published, and returns how many are.
+func (l *contextsLoad) await(t *testing.T, atLeast int) int {
+	t.Helper()
+	ctx := testContext(t)
+	for {
+		select {
+		case n := <-l.published:
+			if n >= atLeast {
+				return n
+			}
+		case <-ctx.Done():
+			t.Fatal("events stopped")
+		}
+	}
+}
+
+// halt stops publishing and waits until the last publish has returned.
+func (l *contextsLoad) halt() {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	l.wg.Wait()
 }

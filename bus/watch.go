@@ -58,7 +58,7 @@ func (b *Bus) startWatch(ctx context.Context) error {
 		var subs []*nats.Subscription
 		for _, name := range b.watched() {
 			var sub *nats.Subscription
-			sub, err = b.nc.Subscribe(advisoryStreamDeleted+name, func(*nats.Msg) { signal(b.watch.kick) })
+			sub, err = b.nc.Subscribe(advisoryStreamDeleted+name, func(*nats.Msg) { b.watch.nudge() })
 			if err != nil {
 				err = b.wrap("subscribe "+advisoryStreamDeleted+name, err)
 				break
@@ -197,22 +197,16 @@ func (b *Bus) streamRecreated(name string, epoch uint64) {
 	b.mu.Lock()
 	b.epochs[name] = epoch
 	for f := range b.feeds {
-		if f.name == name && f.epoch != epoch {
-			f.abort(err)
+		if f.stream == name && f.epoch != epoch {
+			f.sub.End(err)
 		}
 	}
 	b.mu.Unlock()
-	b.hubsMu.Lock()
-	h := b.hubs[name]
-	if h != nil && h.epoch != epoch {
-		delete(b.hubs, name)
-	}
-	b.hubsMu.Unlock()
-	if h != nil && h.epoch != epoch {
-		h.stop(err)
+	if sf := b.shared.running(name); sf != nil && sf.epoch != epoch && b.shared.remove(name, sf) {
+		sf.stop(err)
 	}
 	if name == routing.StreamContext || name == bucketStream {
-		b.proj.restart()
+		b.contextViews.pos.restart()
 	}
 }
 
@@ -246,4 +240,12 @@ func (b *Bus) recoverStreams(ctx context.Context, failed time.Time) bool {
 		return false
 	}
 	return true
+}
+
+// nudge has the watcher check the streams now, unless a check is due already.
+func (w *watcher) nudge() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
 }

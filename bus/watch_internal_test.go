@@ -62,7 +62,7 @@ func TestCheckEndsFeedsOfRecreatedStream(t *testing.T) {
 			if _, err := f.Next(ctx); !errors.Is(err, ErrUnavailable) {
 				t.Fatalf("the feed of the deleted stream: %v, want it ended with ErrUnavailable", err)
 			}
-			if h := b.liveHub(routing.StreamAGUI); h != nil {
+			if sf := b.shared.running(routing.StreamAGUI); sf != nil {
 				t.Fatal("the shared feed of the deleted stream is still in use")
 			}
 		})

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/eventsd/eventsd/bus"
+	"github.com/eventsd/eventsd/client"
 	"github.com/eventsd/eventsd/internal/datadir"
 )
 
@@ -174,20 +175,14 @@ func get(ctx context.Context, server, token, path string, v any) error {
 
 // httpError turns an error answer from eventsd into an error that quotes it.
 func httpError(resp *http.Response) error {
-	if resp.StatusCode < 300 {
-		return nil
+	return withHint(client.CheckResponse(resp))
+}
+
+// withHint adds to eventsd's 401 answer how to get a token.
+func withHint(err error) error {
+	var answer *client.HTTPError
+	if errors.As(err, &answer) && answer.StatusCode == http.StatusUnauthorized {
+		return fmt.Errorf("%w (mint a token with 'eventsctl token --user <id>')", err)
 	}
-	var e struct{ Error, Field string }
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if json.Unmarshal(body, &e) != nil || e.Error == "" {
-		e.Error = strings.TrimSpace(string(body))
-	}
-	hint := ""
-	if resp.StatusCode == http.StatusUnauthorized {
-		hint = " (mint a token with 'eventsctl token --user <id>')"
-	}
-	if e.Field != "" {
-		return fmt.Errorf("eventsd answered %s: %s (field %s)%s", resp.Status, e.Error, e.Field, hint)
-	}
-	return fmt.Errorf("eventsd answered %s: %s%s", resp.Status, e.Error, hint)
+	return err
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/eventsd/eventsd/auth"
+	"github.com/eventsd/eventsd/client"
 	"github.com/eventsd/eventsd/internal/testplane"
 	"github.com/eventsd/eventsd/routing"
 	"github.com/eventsd/eventsd/sse"
@@ -125,6 +126,15 @@ func TestPublishAndTail(t *testing.T) {
 	}
 	if n := p.Msgs(t, routing.StreamAGUI); n != 1 {
 		t.Errorf("AGUI holds %d events after the bad publishes, want 1", n)
+	}
+	for args, want := range map[string]string{
+		"--token bad":          "eventsd answered 401 Unauthorized: ",
+		"--last-event-id nope": "eventsd answered 400 Bad Request: ",
+	} {
+		_, err := ctl(t, append([]string{"tail", "--server", p.URL, "--token", tok, "--channel", "agui"}, strings.Fields(args)...)...)
+		if err == nil || !strings.HasPrefix(err.Error(), want) || strings.Contains(args, "token") != strings.HasSuffix(err.Error(), "(mint a token with 'eventsctl token --user <id>')") {
+			t.Errorf("eventsctl tail %s: %v, want %q..., with the token hint only for a 401", args, err, want)
+		}
 	}
 }
 
@@ -246,11 +256,11 @@ func openStream(t *testing.T, server, tok string) io.ReadCloser {
 
 func TestHumanLine(t *testing.T) {
 	for _, tt := range []struct {
-		f    sse.Frame
+		f    client.Frame
 		want string
 	}{
-		{sse.Frame{Data: `{"type":"RUN_STARTED","timestamp":1776680130123,"threadId":"t"}`}, `RUN_STARTED                   {"threadId":"t"}`},
-		{sse.Frame{Data: `{"protocol":"a2a","event":{"type":"AGENT_MESSAGE","timestamp":"2026-04-20T10:15:30Z","content":"hi"}}`}, `a2a AGENT_MESSAGE             {"content":"hi"}`},
+		{client.Frame{Data: `{"type":"RUN_STARTED","timestamp":1776680130123,"threadId":"t"}`}, `RUN_STARTED                   {"threadId":"t"}`},
+		{client.Frame{Data: `{"protocol":"a2a","event":{"type":"AGENT_MESSAGE","timestamp":"2026-04-20T10:15:30Z","content":"hi"}}`}, `a2a AGENT_MESSAGE             {"content":"hi"}`},
 	} {
 		got := humanLine(tt.f, false)
 		if _, rest, _ := strings.Cut(got, "  "); rest != tt.want {

@@ -14,7 +14,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/eventsd/eventsd/bench"
-	"github.com/eventsd/eventsd/bus"
 )
 
 func benchCommand() *cli.Command {
@@ -47,13 +46,13 @@ func benchCommand() *cli.Command {
 				return err
 			}
 			ctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
-			b, err := bus.Connect(ctx, natsCfg)
+			n, err := bench.ConnectNATS(ctx, natsCfg)
 			cancel()
 			if err != nil {
 				return fmt.Errorf("%w (set --nats-url)", err)
 			}
-			defer b.Close()
-			cfg := bench.Config{Server: strings.TrimRight(c.String("server"), "/"), Secret: secret, Bus: b, Timeout: c.Duration("timeout"), Window: c.Int("window"), Via: c.String("via")}
+			defer n.Close()
+			cfg := bench.Config{Server: strings.TrimRight(c.String("server"), "/"), Secret: secret, NATS: n, Timeout: c.Duration("timeout"), Window: c.Int("window"), Via: c.String("via")}
 			conns, events, rate := c.Int("conns"), c.Int("events"), c.Int("rate")
 			var results []bench.Result
 			for _, s := range strings.Split(c.String("scenario"), ",") {

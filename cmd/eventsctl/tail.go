@@ -7,15 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/eventsd/eventsd/client"
 	"github.com/eventsd/eventsd/routing"
-	"github.com/eventsd/eventsd/sse"
 )
 
 func tailCommand(s stdio) *cli.Command {
@@ -82,87 +81,33 @@ type tailer struct {
 	json, color        bool
 }
 
-// errFatal marks an answer that a reconnect would only repeat (a 4xx).
-type errFatal struct{ error }
-
 func (t *tailer) run(ctx context.Context) error {
-	backoff := 250 * time.Millisecond
-	for {
-		received, err := t.follow(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		var fatal errFatal
-		if errors.As(err, &fatal) {
-			return fatal.error
-		}
-		if received {
-			backoff = 250 * time.Millisecond
-		}
-		why := "the server ended the stream"
-		if err != nil {
-			why = err.Error()
-		}
-		fmt.Fprintf(t.log, "eventsctl: connection lost (%s); reconnecting in %s", why, backoff)
-		if t.lastID != "" {
-			fmt.Fprintf(t.log, " with Last-Event-ID %s", t.lastID)
-		}
-		fmt.Fprintln(t.log)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Second)
+	f, err := client.NewFollower(client.FollowerConfig{URL: t.url, Token: t.token, LastEventID: t.lastID, OnRetry: t.retrying})
+	if err != nil {
+		return err
 	}
+	err = f.Follow(ctx, t.print)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return withHint(err)
 }
 
-// follow reads the stream once; it reports whether any frame arrived.
-func (t *tailer) follow(ctx context.Context) (bool, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
-	if err != nil {
-		return false, errFatal{err}
+// retrying says on the log why the stream is reconnecting, when and from where.
+func (t *tailer) retrying(r client.Retry) {
+	why := r.Err.Error()
+	if errors.Is(r.Err, client.ErrStreamEnded) {
+		why = "the server ended the stream"
 	}
-	req.Header.Set("Authorization", "Bearer "+t.token)
-	if t.lastID != "" {
-		req.Header.Set("Last-Event-ID", t.lastID)
+	fmt.Fprintf(t.log, "eventsctl: connection lost (%s); reconnecting in %s", why, r.Wait)
+	if r.LastEventID != "" {
+		fmt.Fprintf(t.log, " with Last-Event-ID %s", r.LastEventID)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false, err
-	}
-	defer resp.Body.Close()
-	if err := httpError(resp); err != nil {
-		if resp.StatusCode < 500 {
-			return false, errFatal{err}
-		}
-		return false, err
-	}
-	r := sse.NewReader(resp.Body, 8<<20)
-	received := false
-	for {
-		f, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			return received, nil
-		}
-		if err != nil {
-			return received, err
-		}
-		received = true
-		if f.ID != "" {
-			t.lastID = f.ID
-		}
-		if f.Event == "heartbeat" {
-			continue
-		}
-		if err := t.print(f); err != nil {
-			return received, errFatal{err}
-		}
-	}
+	fmt.Fprintln(t.log)
 }
 
 // print writes one frame: its data with --json, else a line for people.
-func (t *tailer) print(f sse.Frame) error {
+func (t *tailer) print(f client.Frame) error {
 	if t.json {
 		_, err := fmt.Fprintln(t.out, f.Data)
 		return err
@@ -172,7 +117,7 @@ func (t *tailer) print(f sse.Frame) error {
 }
 
 // humanLine formats a frame as "time  TYPE  payload", the type coloured by protocol on a terminal.
-func humanLine(f sse.Frame, color bool) string {
+func humanLine(f client.Frame, color bool) string {
 	var outer struct {
 		Protocol string          `json:"protocol"`
 		Event    json.RawMessage `json:"event"`

@@ -15,9 +15,9 @@ import (
 
 	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/bus"
+	"github.com/eventsd/eventsd/client"
 	"github.com/eventsd/eventsd/internal/testplane"
 	"github.com/eventsd/eventsd/routing"
-	"github.com/eventsd/eventsd/sse"
 )
 
 // clusterNode starts an eventsd node on the cluster, sharing one JWT secret.
@@ -88,7 +88,7 @@ func follower(ctx context.Context, urls []string, tok string, lastID *string, wa
 			time.Sleep(50 * time.Millisecond) // that node is away: try the next one shortly
 			continue
 		}
-		r := sse.NewReader(resp.Body, 1<<20)
+		r := client.NewReader(resp.Body, 1<<20)
 		for len(got) < want {
 			f, err := r.Next()
 			if err != nil {
@@ -176,7 +176,7 @@ func TestCluster(t *testing.T) {
 		next, body := stream(t, b.httpURL, tok, "")
 		defer body.Close()
 		// Only B has a stream, so the stream's only shared consumer is B's.
-		name, node := sharedConsumer(t, cluster.URLs(), bus.HubConsumerPrefix)
+		name, node := sharedConsumer(t, cluster.URLs(), bus.SharedConsumerPrefix)
 		bShared = name[:strings.LastIndexByte(name, '_')+1]
 		cluster.Stop(node)
 		defer cluster.Start(node)
@@ -280,7 +280,7 @@ func TestCluster(t *testing.T) {
 		for i := range 3 {
 			cluster.Stop(i)
 		}
-		if f := next(); f != (sse.Frame{}) {
+		if f := next(); f != (client.Frame{}) {
 			t.Fatalf("with NATS gone the stream gave %+v, want its end", f)
 		}
 		waitHTTP(t, a.httpURL, "GET", "/readyz", tok, "", http.StatusServiceUnavailable)

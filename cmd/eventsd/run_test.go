@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/eventsd/eventsd/auth"
+	"github.com/eventsd/eventsd/client"
 	"github.com/eventsd/eventsd/internal/testplane"
 	"github.com/eventsd/eventsd/sse"
 )
@@ -27,7 +28,7 @@ func testConfig(dir string) config {
 }
 
 // stream opens an SSE stream and returns a function that reads its next data frame.
-func stream(t *testing.T, url, tok, lastID string) (next func() sse.Frame, body io.ReadCloser) {
+func stream(t *testing.T, url, tok, lastID string) (next func() client.Frame, body io.ReadCloser) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url+"/api/v1/stream/agui", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
@@ -38,10 +39,10 @@ func stream(t *testing.T, url, tok, lastID string) (next func() sse.Frame, body 
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("open stream: %v %v", resp, err)
 	}
-	frames := make(chan sse.Frame, 100)
+	frames := make(chan client.Frame, 100)
 	go func() {
 		defer close(frames)
-		r := sse.NewReader(resp.Body, 1<<20)
+		r := client.NewReader(resp.Body, 1<<20)
 		for {
 			f, err := r.Next()
 			if err != nil {
@@ -50,17 +51,17 @@ func stream(t *testing.T, url, tok, lastID string) (next func() sse.Frame, body 
 			frames <- f
 		}
 	}()
-	return func() sse.Frame {
+	return func() client.Frame {
 		t.Helper()
 		select {
 		case f, ok := <-frames:
 			if !ok {
-				return sse.Frame{}
+				return client.Frame{}
 			}
 			return f
 		case <-time.After(30 * time.Second):
 			t.Fatal("no frame in 30 s")
-			return sse.Frame{}
+			return client.Frame{}
 		}
 	}, resp.Body
 }
@@ -110,7 +111,7 @@ func TestRestartKeepsEvents(t *testing.T) {
 	if err := d.shutdown(); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
-	if f := next(); f != (sse.Frame{}) {
+	if f := next(); f != (client.Frame{}) {
 		t.Fatalf("after shutdown the stream gave %+v, want its end", f)
 	}
 	body.Close()
@@ -272,7 +273,7 @@ func TestNATSOutage(t *testing.T) {
 	post(t, d.httpURL, tok, ev)
 	last := next()
 	ns.Shutdown()
-	if f := next(); f != (sse.Frame{}) {
+	if f := next(); f != (client.Frame{}) {
 		t.Fatalf("with NATS gone the stream gave %+v, want its end", f)
 	}
 	body.Close()
