@@ -60,8 +60,9 @@ type Config struct {
 	Timeout time.Duration
 	// Delivery is DeliveryShared (default) or DeliveryConsumer.
 	Delivery string
-	// Queue bounds the events queued for one connection on the shared feed; a client that falls
-	// further behind is cut off and resumes by cursor. Default 1024.
+	// Queue bounds the events queued for one connection on the shared feed; a connection that
+	// falls further behind is dropped from it and catches up again on a consumer of its own.
+	// Default 1024.
 	Queue int
 	// OutageGrace is how long NATS may be away before every open feed ends, for its client to
 	// resume by cursor elsewhere; until then Publish and Subscribe wait for it to come back.

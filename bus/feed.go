@@ -89,6 +89,7 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 	}
 	if sf := b.shared.running(name); sf != nil && sub.Cursor == nil && sub.Since.IsZero() && !b.snapshotWanted(sub) {
 		// Live from now on a shared feed that is running: no consumer, no API call.
+		want.Open = b.catchUpOpener(name, filters, sf.epoch)
 		return b.track(&Feed{sub: sf.d.Join(ctx, want), b: b, stream: name, epoch: sf.epoch}), nil
 	}
 	select {
@@ -102,6 +103,7 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 		return nil, err
 	}
 	f := &Feed{b: b, stream: name, epoch: o.epoch, notice: o.start.notice, prelude: o.prelude}
+	want.Open = b.catchUpOpener(name, filters, o.epoch)
 	if b.cfg.Delivery == DeliveryShared {
 		f.sub, err = b.joinShared(ctx, name, o, want, filters)
 	} else {
@@ -116,7 +118,8 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 	return b.track(f), nil
 }
 
-// want is what a feed for sub follows on the stream name, and the subjects it filters.
+// want is what a feed for sub follows on the stream name (but for Open, which needs the
+// stream's epoch), and the subjects it filters.
 func (b *Bus) want(sub routing.Subscription, name string) (fanout.Want, []string, error) {
 	filters, err := sub.Filters()
 	if err != nil {
@@ -126,9 +129,7 @@ func (b *Bus) want(sub routing.Subscription, name string) (fanout.Want, []string
 	if !sub.AllUsers {
 		tok, _ = routing.UserToken(sub.User) // sub.Stream checked it
 	}
-	return fanout.Want{Token: tok, Types: sub.Types, Open: func(ctx context.Context, from uint64) (fanout.Reader, error) {
-		return b.catchUpReader(ctx, name, filters, from)
-	}}, filters, nil
+	return fanout.Want{Token: tok, Types: sub.Types}, filters, nil
 }
 
 // track lists f for endFeeds and streamRecreated. A feed whose stream was recreated since the

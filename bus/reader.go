@@ -45,12 +45,24 @@ func (b *Bus) openReader(ctx context.Context, s jetstream.Stream, cfg jetstream.
 	return &consumerReader{b: b, stream: name, channel: channel, epoch: epoch, cons: cons, it: it, skipUntil: skipUntil}, nil
 }
 
-// catchUpReader opens a reader of the filtered events of stream name from sequence from, for a
-// feed that fell behind the shared feed.
-func (b *Bus) catchUpReader(ctx context.Context, name string, filters []string, from uint64) (fanout.Reader, error) {
+// catchUpOpener opens the readers of a feed that fell behind the shared feed: of the filtered
+// events of stream name, of epoch epoch, from a sequence on. Once the stream is of another
+// epoch, the sequence means nothing there: the feed ends with ErrStreamRecreated, and its client
+// resumes with the stream_recreated notice.
+func (b *Bus) catchUpOpener(name string, filters []string, epoch uint64) fanout.Opener {
+	return func(ctx context.Context, from uint64) (fanout.Reader, error) {
+		return b.catchUpReader(ctx, name, filters, epoch, from)
+	}
+}
+
+// catchUpReader opens a reader for catchUpOpener.
+func (b *Bus) catchUpReader(ctx context.Context, name string, filters []string, epoch, from uint64) (fanout.Reader, error) {
 	s, err := b.js.Stream(ctx, name)
 	if err != nil {
 		return nil, b.wrap("stream "+name, err)
+	}
+	if uint64(s.CachedInfo().Created.UnixNano()) != epoch {
+		return nil, fmt.Errorf("%w: %s", ErrStreamRecreated, name)
 	}
 	select {
 	case b.creating <- struct{}{}:
@@ -62,7 +74,7 @@ func (b *Bus) catchUpReader(ctx context.Context, name string, filters []string, 
 		FilterSubjects: filters, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
 		InactiveThreshold: b.cfg.InactiveThreshold,
 		MaxResetAttempts:  maxResets,
-	}, uint64(s.CachedInfo().Created.UnixNano()), 0)
+	}, epoch, 0)
 }
 
 // pullOpts sets how many events a connection's consumer may hold in this process and how soon

@@ -47,6 +47,9 @@ type sharedFeed struct {
 	// stop ends its consumer and its feeds with the cause: its stream was recreated, and the
 	// consumer would carry on in the new stream under the old epoch.
 	stop context.CancelCauseFunc
+	// run reads the consumer into the dispatcher until stopped; it starts once the shared feed
+	// is listed, so that whatever stops it finds it there.
+	run func()
 }
 
 // sharedFeeds holds the running shared feed of each stream, and the starts in flight, so that
@@ -120,11 +123,22 @@ func (b *Bus) sharedFeed(ctx context.Context, name string, epoch uint64) (*share
 	}
 	sf, err := b.startShared(ctx, name, epoch)
 	b.shared.started(name, sf)
-	return sf, err
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	stale := b.staleEpoch(name, epoch) // recreated before it was listed, unseen by streamRecreated
+	b.mu.Unlock()
+	if stale {
+		sf.stop(fmt.Errorf("%w: %s", ErrStreamRecreated, name))
+	}
+	b.wg.Go(sf.run)
+	return sf, nil
 }
 
-// startShared creates the stream's shared consumer, from the next event stored on, and runs
-// its dispatcher until the bus closes, the consumer fails or the stream is recreated.
+// startShared creates the stream's shared consumer, from the next event stored on, and the
+// dispatcher its run goroutine feeds until the bus closes, the consumer fails or the stream is
+// recreated.
 func (b *Bus) startShared(ctx context.Context, name string, epoch uint64) (*sharedFeed, error) {
 	s, err := b.js.Stream(ctx, name)
 	if err != nil {
@@ -154,19 +168,19 @@ func (b *Bus) startShared(ctx context.Context, name string, epoch uint64) (*shar
 		Limit:     b.cfg.Queue,
 		ReadAhead: b.cfg.ReadAhead,
 		After:     info.State.LastSeq,
-		Prepare:   func(ev *Event) { ev.Data, ev.Compact = compact(ev.Data) },
+		Prepare:   compactEvent,
 		Skipped:   func(error) { b.cfg.Metrics.Skipped(channel, SkipBadSubject) },
 		Go:        b.wg.Go,
 	})}
 	run, stop := context.WithCancelCause(b.bg)
 	sf.stop = stop
-	b.wg.Go(func() {
+	sf.run = func() {
 		err := sf.d.Run(run, sharedSource{it: it, epoch: epoch})
 		b.retireShared(run, name, sf, err)
 		it.Stop()
 		b.deleteConsumer(run, name, cons)
 		stop(nil)
-	})
+	}
 	return sf, nil
 }
 
@@ -224,6 +238,13 @@ func (s sharedSource) Next(ctx context.Context) (fanout.Stored, error) {
 			Pending: meta.NumPending,
 		}, nil
 	}
+}
+
+// compactEvent is ev with its data compacted (compact), checked once for all the connections
+// of a shared feed.
+func compactEvent(ev Event) Event {
+	ev.Data, ev.Compact = compact(ev.Data)
+	return ev
 }
 
 // compact returns data without insignificant whitespace, and whether it is JSON in valid

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eventsd/eventsd/embedded"
+	"github.com/eventsd/eventsd/fanout"
 	"github.com/eventsd/eventsd/routing"
 )
 
@@ -91,4 +92,52 @@ func startUnwatched(t *testing.T, ctx context.Context, cfg Config) *Bus {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestCatchUpOnRecreatedStream: a feed that fell behind catches up only on the stream of its
+// own epoch; on a recreated one its sequences mean nothing, and it ends for its client to
+// resume with the stream_recreated notice.
+func TestCatchUpOnRecreatedStream(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	b := startUnwatched(t, ctx, Config{})
+	s, err := b.js.Stream(ctx, routing.StreamAGUI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch := uint64(s.CachedInfo().Created.UnixNano())
+	filters := []string{"agui.*.*"}
+	if _, err := b.catchUpOpener(routing.StreamAGUI, filters, epoch+1)(ctx, 1); !errors.Is(err, ErrStreamRecreated) {
+		t.Fatalf("catching up on a stream of another epoch: %v, want ErrStreamRecreated", err)
+	}
+	r, err := b.catchUpOpener(routing.StreamAGUI, filters, epoch)(ctx, 1)
+	if err != nil {
+		t.Fatalf("catching up on the stream of its epoch: %v", err)
+	}
+	r.Close()
+}
+
+// TestSharedFeedStartedOnRecreatedStream: a shared feed whose stream was recreated while it
+// started (the bus learnt the new epoch before the feed was listed, so nothing stopped it)
+// stops by itself: its feeds end with ErrStreamRecreated and it is no longer in use.
+func TestSharedFeedStartedOnRecreatedStream(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	b := startUnwatched(t, ctx, Config{})
+	epoch := b.knownEpoch(routing.StreamAGUI)
+	b.mu.Lock()
+	b.epochs[routing.StreamAGUI] = epoch + 1 // what streamRecreated records
+	b.mu.Unlock()
+	sf, err := b.sharedFeed(ctx, routing.StreamAGUI, epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := sf.d.Join(ctx, fanout.Want{Token: fanout.AllUsers})
+	defer sub.Close()
+	if _, err := sub.Next(ctx); !errors.Is(err, ErrStreamRecreated) {
+		t.Fatalf("a feed on it: %v, want ErrStreamRecreated", err)
+	}
+	if b.shared.running(routing.StreamAGUI) != nil {
+		t.Fatal("the shared feed of the earlier epoch is still in use")
+	}
 }

@@ -16,7 +16,7 @@ var (
 	// ErrInvalidConfig is returned by NewFollower for a configuration it cannot follow.
 	ErrInvalidConfig = errors.New("client: invalid follower configuration")
 	// ErrStreamEnded is why a Follower reconnects when the server closed the stream between
-	// frames (eventsd does, for one, when it shuts down or cuts off a client that fell behind).
+	// frames (eventsd does, for one, when it shuts down).
 	ErrStreamEnded = errors.New("client: the server ended the stream")
 )
 
@@ -46,12 +46,13 @@ type FollowerConfig struct {
 	// MaxLine bounds one line of the stream, in bytes; default DefaultMaxLine.
 	MaxLine int
 	// MinBackoff is the first wait before a reconnect. It doubles with each connection in a
-	// row that delivered no frame, up to MaxBackoff; a connection that delivered one starts it
-	// again. Defaults DefaultMinBackoff and DefaultMaxBackoff. A Retry-After the server sends
+	// row that delivered no event (a frame with an id; heartbeats and resync frames alone are
+	// no progress), up to MaxBackoff; a connection that delivered one starts it again.
+	// Defaults DefaultMinBackoff and DefaultMaxBackoff. A Retry-After the server sends
 	// lengthens a wait, up to a minute.
 	MinBackoff, MaxBackoff time.Duration
 	// MaxRetries bounds how many times in a row the follower reconnects after a connection
-	// that delivered no frame; 0 reconnects until the context ends.
+	// that delivered no event; 0 reconnects until the context ends.
 	MaxRetries int
 	// OnRetry, when set, is told of each reconnect before its wait, on the goroutine running
 	// Follow.
@@ -67,7 +68,7 @@ type Retry struct {
 	Wait time.Duration
 	// LastEventID is what the reconnect resumes after; empty when no event has come yet.
 	LastEventID string
-	// Attempt counts the connections in a row that delivered no frame, this one included: 1
+	// Attempt counts the connections in a row that delivered no event, this one included: 1
 	// after a connection that delivered one.
 	Attempt int
 }
@@ -156,12 +157,12 @@ func (f *Follower) Follow(ctx context.Context, fn func(Frame) error) error {
 		}
 		attempt++
 		if f.cfg.MaxRetries > 0 && attempt > f.cfg.MaxRetries {
-			return fmt.Errorf("client: %d connections in a row delivered nothing: %w", attempt, err)
+			return fmt.Errorf("client: %d connections in a row delivered no event: %w", attempt, err)
 		}
 		wait := backoff
 		var answer *HTTPError
-		if errors.As(err, &answer) && answer.RetryAfter > wait {
-			wait = min(answer.RetryAfter, maxRetryAfter)
+		if errors.As(err, &answer) {
+			wait = max(wait, min(answer.RetryAfter, maxRetryAfter))
 		}
 		if f.cfg.OnRetry != nil {
 			f.cfg.OnRetry(Retry{Err: err, Wait: wait, LastEventID: f.LastEventID(), Attempt: attempt})
@@ -180,7 +181,8 @@ func (f *Follower) Follow(ctx context.Context, fn func(Frame) error) error {
 // finalError marks an error that a reconnect would only repeat, or that is fn's.
 type finalError struct{ error }
 
-// connect reads the stream over one connection; it reports whether any frame arrived.
+// connect reads the stream over one connection; it reports whether an event with an id arrived:
+// heartbeats and resync frames alone are no progress, and do not reset the backoff.
 func (f *Follower) connect(ctx context.Context, fn func(Frame) error) (received bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.cfg.URL, nil)
 	if err != nil {
@@ -211,7 +213,6 @@ func (f *Follower) connect(ctx context.Context, fn func(Frame) error) (received 
 		if err != nil {
 			return received, err
 		}
-		received = true
 		if fr.Event != "heartbeat" {
 			if err := fn(fr); err != nil {
 				return received, finalError{err}
@@ -219,6 +220,7 @@ func (f *Follower) connect(ctx context.Context, fn func(Frame) error) (received 
 		}
 		if fr.ID != "" {
 			f.setLastID(fr.ID)
+			received = true
 		}
 	}
 }

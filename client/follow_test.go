@@ -157,8 +157,9 @@ func TestFollowReconnects(t *testing.T) {
 	})
 }
 
-// TestFollowBackoff: connections that deliver nothing back off, doubling up to MaxBackoff,
-// until MaxRetries; one that delivers a frame starts again from MinBackoff.
+// TestFollowBackoff: connections that deliver no event back off, doubling up to MaxBackoff,
+// until MaxRetries; one that delivers an event (a frame with an id) starts again from
+// MinBackoff.
 func TestFollowBackoff(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -189,6 +190,22 @@ func TestFollowBackoff(t *testing.T) {
 			},
 			want:     []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond},
 			attempts: []int{1, 2, 1, 2},
+		},
+		{
+			name: "frames without an id are no progress",
+			cfg:  client.FollowerConfig{MaxRetries: 3},
+			answers: []func(*http.Request) (*http.Response, error){
+				answer(500, "x"), stream("event: resync\ndata: {}\n\n: heartbeat\n\n", false), answer(500, "x"),
+			},
+			want:     []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second},
+			attempts: []int{1, 2, 3},
+		},
+		{
+			name:     "Retry-After never shortens the backoff",
+			cfg:      client.FollowerConfig{MinBackoff: 2 * time.Minute, MaxBackoff: 5 * time.Minute, MaxRetries: 1},
+			answers:  []func(*http.Request) (*http.Response, error){answer(503, "{}", "Retry-After", "86400")},
+			want:     []time.Duration{2 * time.Minute},
+			attempts: []int{1},
 		},
 		{
 			name:     "Retry-After is bounded",

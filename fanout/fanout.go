@@ -35,7 +35,8 @@
 // dispatcher's: it must return quickly and must not call back into the package.
 //
 // Run is the caller's goroutine. A subscriber that catches up, or that Follow feeds for its
-// whole life, has one goroutine of its own, started with Config.Go; it ends when the
+// whole life, has one goroutine of its own, started with Config.Go (Follow's spawn); it ends
+// when the
 // subscriber has gone live, fails, or is closed, and Close waits for it.
 package fanout
 
@@ -111,8 +112,8 @@ type Config struct {
 	// After is the sequence the Source starts after: the dispatcher's first head.
 	After uint64
 	// Prepare, if set, is called once for each event at least one subscriber gets, before any
-	// gets it (to check its JSON once for all of them, say).
-	Prepare func(*Event)
+	// gets it, and they get what it returns (its JSON checked once for all of them, say).
+	Prepare func(Event) Event
 	// Skipped, if set, is called for each event whose subject names no user
 	// (routing.ParseSubject fails): no one gets it.
 	Skipped func(err error)
@@ -180,7 +181,7 @@ func (d *Dispatcher) Dispatch(st Stored) {
 	}
 	ev := st.Event
 	if d.cfg.Prepare != nil {
-		d.cfg.Prepare(&ev)
+		ev = d.cfg.Prepare(ev)
 	}
 	d.send(mine, ev, subj.Type)
 	d.send(all, ev, subj.Type)

@@ -289,3 +289,22 @@ func BenchmarkDispatch(b *testing.B) {
 		})
 	}
 }
+
+// TestEndReason: a subscriber ends with the error End gives it, even when its context ends
+// afterwards, and with none when its caller's context ends, whatever that context's cause.
+func TestEndReason(t *testing.T) {
+	d := NewDispatcher(Config{Limit: 4, ReadAhead: 4})
+	errGone := errors.New("connection lost")
+	ended := d.Join(t.Context(), Want{Token: token("alice")})
+	ended.End(errGone)
+	ended.Close()
+	if err := ended.Err(); !errors.Is(err, errGone) {
+		t.Fatalf("ended, then closed: Err() = %v, want %v", err, errGone)
+	}
+	ctx, cancel := context.WithCancelCause(t.Context())
+	left := d.Join(ctx, Want{Token: token("alice")})
+	cancel(errors.New("the caller's own reason"))
+	if _, err := left.Next(t.Context()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("caller's context ended: Next error %v, want ErrClosed", err)
+	}
+}

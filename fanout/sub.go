@@ -30,20 +30,11 @@ func newSub(ctx context.Context, d *Dispatcher, want Want) *Sub {
 	return s
 }
 
-// init ties the subscriber's life to ctx.
+// init ties the subscriber's life to ctx: when ctx ends, the subscriber ends with no error,
+// unless End gave it one first.
 func (s *Sub) init(ctx context.Context) {
 	s.ctx, s.stop = context.WithCancelCause(ctx)
-	context.AfterFunc(s.ctx, func() { s.q.end(reason(s.ctx)) })
-}
-
-// reason is the error a subscriber whose context ended ends with: nil when it was closed or its
-// caller went away, the cause End gave otherwise.
-func reason(ctx context.Context) error {
-	cause := context.Cause(ctx)
-	if errors.Is(cause, context.Canceled) || errors.Is(cause, context.DeadlineExceeded) {
-		return nil
-	}
-	return cause
+	context.AfterFunc(s.ctx, func() { s.q.end(nil) })
 }
 
 // Follow returns a subscriber fed by r for its whole life, with no dispatcher: what r reads is
@@ -189,8 +180,12 @@ func (s *Sub) Len() int { return s.q.len() }
 // ended.
 func (s *Sub) Err() error { return s.q.failure() }
 
-// End ends the subscriber with err; the events queued can still be taken.
-func (s *Sub) End(err error) { s.stop(err) }
+// End ends the subscriber with err, unless it has ended already; the events queued can still
+// be taken.
+func (s *Sub) End(err error) {
+	s.q.end(err)
+	s.stop(err)
+}
 
 // Close ends the subscriber, takes it off its dispatcher and waits for its goroutine. It is
 // safe to call more than once.

@@ -31,10 +31,10 @@ import (
 //     restarts, and replaces feed. It runs only while there is something to write: on a
 //     taken-over connection, on a goroutine that wake starts and that ends when nothing is
 //     left; on a held one, on the handler goroutine (hold), which wake signals through kick.
-//   - The heartbeat timer's function and the feed's Notify callback (called with the feed's
-//     lock held) only set flags and call wake.
-//   - mu guards the flags and feed; feed.Close is called without it, since the feed calls wake
-//     with its own lock held.
+//   - The heartbeat timer's function and the feed's Notify callback (possibly called with the
+//     shared feed's lock held) only set flags and call wake.
+//   - mu guards the flags and feed; no feed method is called with it held, since the feed may
+//     call wake with the shared feed's lock held.
 //   - The Handler lists open streams under its streamsMu, for Close; its streamsWG counts the
 //     watchers, the writers and the held handlers, so Close returns once none runs.
 type stream struct {
@@ -161,6 +161,11 @@ func (s *stream) open(watch func(*sync.WaitGroup)) bool {
 func (s *stream) hold(done <-chan struct{}) {
 	for {
 		select {
+		case <-done: // closed, with a write due as well: close wins
+			return
+		default:
+		}
+		select {
 		case <-s.kick:
 			s.write()
 		case <-done:
@@ -191,7 +196,8 @@ func (s *stream) heartbeat() {
 	s.wake()
 }
 
-// wake has the writer run unless it runs already. The feed calls it with its lock held.
+// wake has the writer run unless it runs already. The feed may call it with the shared feed's
+// lock held.
 func (s *stream) wake() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -395,7 +401,7 @@ func (s *stream) close(reason string, err error) {
 	s.beat.Stop()
 	s.out.Close()
 	if f != nil { // nil while the writer opens a new feed, which it closes itself
-		f.Close() // without s.mu: the feed calls wake with its own lock held
+		f.Close() // without s.mu: the feed may call wake with the shared feed's lock held
 	}
 	s.cancel()
 	s.h.untrack(s)
@@ -419,6 +425,11 @@ func (hw *heldWriter) Write(b []byte) (int, error) {
 	n, err := hw.w.Write(b)
 	if err == nil {
 		err = hw.rc.Flush()
+	}
+	if err == nil {
+		// An HTTP/2 stream's write deadline stays armed after the write and resets the stream
+		// when it passes, written or not: cleared, an idle stream lives until its heartbeat.
+		err = hw.rc.SetWriteDeadline(time.Time{})
 	}
 	return n, err
 }

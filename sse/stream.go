@@ -21,7 +21,8 @@ type feed interface {
 	// Take appends up to max waiting events to dst; more is false once the feed has ended and
 	// every event has been taken.
 	Take(dst []bus.Event, max int) (_ []bus.Event, more bool)
-	// Notify has fn called, with the feed's lock held, whenever events wait or the feed ends.
+	// Notify has fn called, possibly with the shared feed's lock held, whenever events wait or
+	// the feed ends.
 	Notify(fn func())
 	// Err says why the feed ended: nil if it was closed.
 	Err() error

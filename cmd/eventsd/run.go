@@ -90,7 +90,7 @@ func flags(c *config) []cli.Flag {
 		integer("ingress-rate", 500, "publishes per second for one user, whoever publishes them, on this node (0: no limit)", &c.ingressRate),
 		integer("ingress-burst", 1000, "publishes one user may make at once before --ingress-rate applies", &c.ingressBurst),
 		str("delivery", "shared", "where live events come from: shared (one JetStream consumer per stream and node, fanned out in process) or consumer (one per connection)", &c.delivery),
-		integer("queue", 1024, "events queued for one stream on the shared path; a client that falls further behind is cut off and resumes by cursor", &c.queue),
+		integer("queue", 1024, "events queued for one stream on the shared path; a client that falls further behind is dropped from the shared feed and catches up on a consumer of its own", &c.queue),
 		dur("nats-grace", 2*time.Second, "how long NATS may be away before open streams end (their clients resume by id) and publishes and new streams get 503; a failover within a NATS cluster inside it goes unseen", &c.natsGrace),
 		dur("inactive-threshold", 10*time.Second, "the server removes a stream's consumer this long after its eventsd stopped asking (if it died)", &c.inactiveThreshold),
 	}
