@@ -43,16 +43,12 @@ func (f *Feed) Notice() *Notice { return f.notice }
 // sequence it reflects. Empty for other feeds.
 func (f *Feed) Prelude() []Event { return f.prelude }
 
-// Ready receives when events wait or the feed has ended.
-func (f *Feed) Ready() <-chan struct{} { return f.sub.Ready() }
-
 // Take appends up to max waiting events to dst, in stream order. more is false once the feed
 // has ended and every event has been taken; Err then says why.
 func (f *Feed) Take(dst []Event, max int) (_ []Event, more bool) { return f.sub.Take(dst, max) }
 
-// Notify has fn called whenever Ready would receive from then on (events wait, or the feed has
-// ended), and at once if that is so already: a consumer can follow many feeds without a
-// goroutine waiting on each. fn may run with the shared feed's lock held: it must return
+// Notify has fn called whenever, from then on, events wait or the feed has ended, and at once
+// if that is so already: a consumer can follow many feeds without a goroutine waiting on each. fn may run with the shared feed's lock held: it must return
 // quickly and must not call the feed's methods.
 func (f *Feed) Notify(fn func()) { f.sub.Notify(fn) }
 

@@ -163,11 +163,7 @@ func (p *projector[V]) start(ctx context.Context, b *Bus, kind viewKind[V], kv j
 		return err
 	}
 	p.kv, p.cancel = kv, cancel
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		p.follow(ctx, first)
-	}()
+	b.wg.Go(func() { p.follow(ctx, first) })
 	return nil
 }
 
