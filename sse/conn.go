@@ -261,52 +261,52 @@ func (s *stream) goOn(wrote bool) bool {
 	return true
 }
 
-// writeWaiting writes the events waiting in the feed. more is false once the feed has ended.
-func (s *stream) writeWaiting() (n int, more bool, err error) {
+// writeWaiting writes the events waiting in the feed, in as few writes as maxBatchBytes
+// allows. more is false once the feed has ended.
+//
+// The writer is a new goroutine at each wake, with a small stack: the calls from write down to
+// send stay few and flat, or the stack grows (a copy) at every wake under load.
+func (s *stream) writeWaiting() (sent int, more bool, err error) {
 	batch, more := s.feed.Take(s.batch[:0], maxBatchEvents)
-	n, err = s.writeEvents(batch)
-	s.sent.Add(int64(n))
+	for rest := batch; len(rest) > 0 && err == nil; {
+		var n int
+		var last routing.Cursor
+		n, last, rest = s.encode(rest)
+		if n == 0 {
+			continue
+		}
+		s.h.cfg.Metrics.Delivered(s.sub.Channel, n) // before the write, so a client that has the frames sees them counted
+		if err = s.flush(); err == nil {
+			sent, s.last = sent+n, last
+		}
+	}
+	s.sent.Add(int64(sent))
 	clear(batch)
 	s.batch = batch
 	if cap(batch) > keepBatch {
 		s.batch = nil
 	}
-	if n > 0 {
+	if sent > 0 {
 		s.restarts = 0
 	}
-	return n, more, err
+	return sent, more, err
 }
 
-// writeEvents encodes evs as frames, skipping those that cannot be frames, and writes them in
-// as few writes as maxBatchBytes allows. It returns how many frames it wrote.
-func (s *stream) writeEvents(evs []bus.Event) (int, error) {
+// encode encodes events of evs as frames until maxBatchBytes of them wait, skipping those that
+// cannot be frames. It returns how many it encoded, the last one's cursor, and the rest of evs.
+func (s *stream) encode(evs []bus.Event) (n int, last routing.Cursor, rest []bus.Event) {
 	channel := s.sub.Channel
-	sent, n := 0, 0
-	var last routing.Cursor
-	flush := func() error {
-		if n == 0 {
-			return nil
-		}
-		s.h.cfg.Metrics.Delivered(channel, n) // before the write, so a client that has the frames sees them counted
-		err := s.flush()
-		if err == nil {
-			sent, n, s.last = sent+n, 0, last
-		}
-		return err
-	}
-	for _, ev := range evs {
+	for i, ev := range evs {
 		if _, err := s.fw.event(ev, channel == routing.Contexts); err != nil {
 			s.h.skipped(channel, ev, err)
 			continue
 		}
 		n, last = n+1, ev.Cursor
 		if len(s.fw.frames()) >= maxBatchBytes {
-			if err := flush(); err != nil {
-				return sent, err
-			}
+			return n, last, evs[i+1:]
 		}
 	}
-	return sent, flush()
+	return n, last, nil
 }
 
 // restart follows the feed's end: when its stream was recreated, the stream goes on with a
