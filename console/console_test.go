@@ -1,47 +1,22 @@
 package console_test
 
 import (
-	"context"
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/eventsd/eventsd/internal/browsertest"
 	"github.com/eventsd/eventsd/internal/testplane"
 	"github.com/eventsd/eventsd/sse"
 )
-
-// browser starts headless Chromium for one test, or skips it.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("chromium not found: install it with 'apt-get install chromium' (bash .ci/run does) to run the browser test")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-	)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(alloc)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
-	return ctx
-}
 
 // TestConsole drives the page in a real browser: it connects, shows a live event, filters,
 // pretty-prints on click, resumes after the server drops the stream, and publishes from its form.
 func TestConsole(t *testing.T) {
 	p := testplane.Start(t, sse.Config{})
-	ctx := browser(t) // after the plane, so the browser closes first and its streams end
+	ctx := browsertest.Start(t) // after the plane, so the browser closes first and its streams end
 	tok := testplane.Token(t, "alice")
 	publish := func(typ, data string) {
 		t.Helper()
