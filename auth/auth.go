@@ -34,10 +34,16 @@ var (
 // SecretFile is the name of the generated secret inside the data directory.
 const SecretFile = "jwt-secret"
 
+// CookieName is the cookie that carries a token where no Authorization header can (a
+// browser's EventSource).
+const CookieName = "access_token"
+
 // Identity is who a verified token speaks for.
 type Identity struct {
 	User  string
 	Roles []string
+	// Expires is when the token stops being valid.
+	Expires time.Time
 }
 
 // Has reports whether the identity holds role.
@@ -96,26 +102,36 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 	if c.Subject == "" {
 		return Identity{}, fmt.Errorf("%w: no subject", ErrInvalidToken)
 	}
-	return Identity{User: c.Subject, Roles: c.Roles}, nil
+	return Identity{User: c.Subject, Roles: c.Roles, Expires: c.ExpiresAt.Time}, nil
 }
 
 // VerifyRequest verifies the token of r: the Authorization Bearer header, else the access_token
 // cookie.
 func (v *Verifier) VerifyRequest(r *http.Request) (Identity, error) {
-	token := ""
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, rest, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(rest) == "" {
-			return Identity{}, fmt.Errorf("%w: Authorization header is not \"Bearer <token>\"", ErrInvalidToken)
+	token, err := BearerToken(r)
+	if errors.Is(err, ErrNoToken) {
+		if c, cerr := r.Cookie(CookieName); cerr == nil && c.Value != "" {
+			token, err = c.Value, nil
 		}
-		token = strings.TrimSpace(rest)
-	} else if c, err := r.Cookie("access_token"); err == nil {
-		token = c.Value
 	}
-	if token == "" {
-		return Identity{}, ErrNoToken
+	if err != nil {
+		return Identity{}, err
 	}
 	return v.Verify(token)
+}
+
+// BearerToken returns the token of r's Authorization header, unverified: ErrNoToken without
+// the header, ErrInvalidToken when it is not "Bearer <token>".
+func BearerToken(r *http.Request) (string, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", ErrNoToken
+	}
+	scheme, rest, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(rest) == "" {
+		return "", fmt.Errorf("%w: Authorization header is not \"Bearer <token>\"", ErrInvalidToken)
+	}
+	return strings.TrimSpace(rest), nil
 }
 
 // Mint returns a token for user with roles, valid for ttl.

@@ -4,7 +4,10 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
@@ -76,8 +79,9 @@ func TestRegisteredClaimsStillChecked(t *testing.T) {
 	}
 }
 
-// TestMintVerify: a minted token comes back with its user and roles.
+// TestMintVerify: a minted token comes back with its user, roles and expiry.
 func TestMintVerify(t *testing.T) {
+	before := time.Now().Truncate(time.Second)
 	tok, err := auth.Mint(secret, "alice", []string{auth.RoleService}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -85,5 +89,50 @@ func TestMintVerify(t *testing.T) {
 	id, err := auth.NewVerifier(secret).Verify(tok)
 	if err != nil || id.User != "alice" || !id.Has(auth.RoleService) || id.Has(auth.RoleAdmin) {
 		t.Fatalf("Verify(Mint(alice, service)) = %+v, %v", id, err)
+	}
+	if id.Expires.Before(before.Add(time.Minute)) || id.Expires.After(time.Now().Add(time.Minute)) {
+		t.Fatalf("Verify(Mint(ttl 1m)).Expires = %s, want a minute from %s", id.Expires, before)
+	}
+}
+
+// TestVerifyRequest: the Authorization header wins over the cookie, even when it is bad;
+// BearerToken reads the header alone.
+func TestVerifyRequest(t *testing.T) {
+	alice, err := auth.Mint(secret, "alice", nil, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := auth.Mint(secret, "bob", nil, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, header, cookie string
+		bearer               error // of BearerToken
+		user                 string
+		err                  error // of VerifyRequest
+	}{
+		{"header", "Bearer " + alice, "", nil, "alice", nil},
+		{"lower-case scheme", "bearer " + alice, "", nil, "alice", nil},
+		{"cookie", "", bob, auth.ErrNoToken, "bob", nil},
+		{"header over cookie", "Bearer " + alice, bob, nil, "alice", nil},
+		{"bad header over cookie", "Basic YWxpY2U6eA==", bob, auth.ErrInvalidToken, "", auth.ErrInvalidToken},
+		{"empty bearer", "Bearer  ", bob, auth.ErrInvalidToken, "", auth.ErrInvalidToken},
+		{"empty cookie", "", "", auth.ErrNoToken, "", auth.ErrNoToken},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			if tc.header != "" {
+				r.Header.Set("Authorization", tc.header)
+			}
+			r.AddCookie(&http.Cookie{Name: auth.CookieName, Value: tc.cookie})
+			if tok, err := auth.BearerToken(r); !errors.Is(err, tc.bearer) || (err == nil && tok != alice) {
+				t.Errorf("BearerToken = %.10q, %v; want %v", tok, err, tc.bearer)
+			}
+			id, err := auth.NewVerifier(secret).VerifyRequest(r)
+			if !errors.Is(err, tc.err) || id.User != tc.user {
+				t.Errorf("VerifyRequest = %q, %v; want %q, %v", id.User, err, tc.user, tc.err)
+			}
+		})
 	}
 }

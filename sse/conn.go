@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,6 +122,10 @@ func (s *stream) serve(w http.ResponseWriter, r *http.Request) {
 		wg.Add(2) // this goroutine, which writes to w, and the watcher while it waits
 		leave = context.AfterFunc(r.Context(), func() {
 			defer wg.Done()
+			if hw.cutOff() {
+				s.close("write", os.ErrDeadlineExceeded)
+				return
+			}
 			s.close("client", nil)
 		})
 	})
@@ -417,9 +422,25 @@ type heldWriter struct {
 	w    http.ResponseWriter
 	rc   *http.ResponseController
 	done chan struct{} // closed by Close: the handler returns, which ends the response
+	// due is the deadline of the write under way, in Unix nanoseconds; 0 between writes.
+	due atomic.Int64
 }
 
-func (hw *heldWriter) SetWriteDeadline(t time.Time) error { return hw.rc.SetWriteDeadline(t) }
+func (hw *heldWriter) SetWriteDeadline(t time.Time) error {
+	due := int64(0)
+	if !t.IsZero() {
+		due = t.UnixNano()
+	}
+	hw.due.Store(due)
+	return hw.rc.SetWriteDeadline(t)
+}
+
+// cutOff reports whether a write has taken longer than its deadline: net/http then resets the
+// stream, which ends the request as a client leaving would.
+func (hw *heldWriter) cutOff() bool {
+	due := hw.due.Load()
+	return due != 0 && time.Now().UnixNano() >= due
+}
 
 func (hw *heldWriter) Write(b []byte) (int, error) {
 	n, err := hw.w.Write(b)
@@ -430,6 +451,9 @@ func (hw *heldWriter) Write(b []byte) (int, error) {
 		// An HTTP/2 stream's write deadline stays armed after the write and resets the stream
 		// when it passes, written or not: cleared, an idle stream lives until its heartbeat.
 		err = hw.rc.SetWriteDeadline(time.Time{})
+	}
+	if err == nil {
+		hw.due.Store(0)
 	}
 	return n, err
 }

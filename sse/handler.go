@@ -73,6 +73,11 @@ type Config struct {
 	MaxQuery int
 	// PeerWait is how long /api/v1/connections waits for other nodes' answers; default 150ms.
 	PeerWait time.Duration
+	// CORSOrigins are the origins whose pages may call the API from another origin, each
+	// scheme://host[:port] (e.g. "https://app.example.com"), with credentials: the
+	// access_token cookie (see POST /api/v1/session) or an Authorization header. "*" alone
+	// lets any origin in, without credentials. Empty: same origin only.
+	CORSOrigins []string
 }
 
 // Handler serves the event plane's HTTP API.
@@ -83,6 +88,7 @@ type Handler struct {
 	router       chi.Router
 	now          func() time.Time
 	skipLog      *logLimiter
+	credentialed map[string]bool       // the origins whose requests may carry the cookie (see foreignCookie)
 	ingressLimit *httprate.RateLimiter // nil: no limit
 	// subscribe opens a stream's feed: through the Broker, or a fake in this package's tests.
 	subscribe func(ctx context.Context, sub routing.Subscription) (feed, error)
@@ -97,8 +103,16 @@ type Handler struct {
 // about its connections through the Broker.
 func NewHandler(cfg Config) (*Handler, error) {
 	cfg = cfg.withDefaults()
+	origins, err := corsOrigins(cfg.CORSOrigins)
+	if err != nil {
+		return nil, err
+	}
+	cfg.CORSOrigins = origins
 	h := &Handler{cfg: cfg, log: cfg.Logger, conns: newRegistry(), now: time.Now, skipLog: newLogLimiter(cfg.SkipLogInterval),
-		streams: map[*stream]struct{}{}}
+		streams: map[*stream]struct{}{}, credentialed: map[string]bool{}}
+	for _, o := range origins {
+		h.credentialed[o] = o != anyOrigin
+	}
 	h.subscribe = h.subscribeBroker
 	if cfg.IngressRate > 0 {
 		// A sliding window of one burst's length: up to IngressBurst publishes at once, and
@@ -110,7 +124,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	h.router = h.routes()
-	err := cfg.Broker.ServeConnections(func() []byte {
+	err = cfg.Broker.ServeConnections(func() []byte {
 		users := h.conns.snapshot()
 		b, _ := json.Marshal(users)
 		return b
@@ -156,7 +170,13 @@ func (cfg Config) withDefaults() Config {
 // routes mounts the API's endpoints.
 func (h *Handler) routes() chi.Router {
 	r := chi.NewRouter()
-	// First, on every route, those that refuse a request without reading its body too:
+	if len(h.cfg.CORSOrigins) > 0 {
+		// Before all else: CORS headers go on every answer, errors included, and a preflight
+		// is answered before auth or a limit sees it. None at all without origins (the
+		// library's empty list would allow them all).
+		r.Use(corsHandler(h.cfg.CORSOrigins))
+	}
+	// Then, on every route, those that refuse a request without reading its body too:
 	// net/http reads what is left of a small body after the handler, with no deadline of its
 	// own.
 	r.Use(BodyDeadline(h.cfg.ReadTimeout))
@@ -168,6 +188,8 @@ func (h *Handler) routes() chi.Router {
 	r.Post("/api/v1/events/{channel}", h.publish)
 	r.Post("/api/v1/webhook/{channel}", h.webhook)
 	r.Get("/api/v1/connections", h.connections)
+	r.Post("/api/v1/session", h.createSession)
+	r.Delete("/api/v1/session", h.deleteSession)
 	r.Handle("/", console.Handler())
 	r.Handle("/console.*", console.Handler())
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -240,8 +262,14 @@ func (h *Handler) connections(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"user": id.User, "count": users[id.User]})
 }
 
-// authenticate verifies the caller's token and that its subject can name a user, or writes 401.
+// authenticate verifies the caller's token and that its subject can name a user, or writes 401
+// (403 for a cookie sent from an origin not listed, see foreignCookie).
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (auth.Identity, bool) {
+	if origin, foreign := h.foreignCookie(r); foreign {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("the %s cookie is not accepted from %s: list the origin in --cors-origins, "+
+			"or send Authorization: Bearer <token>", auth.CookieName, origin), "")
+		return auth.Identity{}, false
+	}
 	id, err := h.cfg.Verifier.VerifyRequest(r)
 	if err == nil {
 		_, err = routing.UserToken(id.User)

@@ -2,6 +2,7 @@ package sse_test
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -71,7 +72,7 @@ func TestIngressRateLimit(t *testing.T) {
 // TestHostileRequests sends requests meant to confuse routing or framing, checks each answer,
 // and that nothing reached alice, who follows every channel, or was stored by a refused request.
 func TestHostileRequests(t *testing.T) {
-	p := newPlane(t, sse.Config{})
+	p := newPlane(t, sse.Config{CORSOrigins: []string{appOrigin}})
 	alice := token(t, "alice")
 	svc := token(t, "svc", auth.RoleService)
 	watch := p.open(t, "/api/v1/stream/contexts?types=CUSTOM,TASK_SUBMITTED,CONTEXT_CREATED", alice, nil)
@@ -82,49 +83,92 @@ func TestHostileRequests(t *testing.T) {
 		tok    string
 		body   string
 		status int
-		stored int // events this request stores (under the user it names)
+		stored int               // events this request stores (under the user it names)
+		hdr    map[string]string // headers set over the defaults; "" removes one
+		allow  string            // the Access-Control-Allow-Origin answered; "": no grant at all
 	}{
-		{"user with dot", "POST", "/api/v1/events/agui?user=" + url.QueryEscape("alice.x"), svc, `{"type":"CUSTOM","name":"n","value":1}`, 200, 1},
-		{"user star", "POST", "/api/v1/events/agui?user=*", svc, `{"type":"CUSTOM","name":"n","value":1}`, 200, 1},
-		{"user gt", "POST", "/api/v1/events/agui?user=" + url.QueryEscape(">"), svc, `{"type":"CUSTOM","name":"n","value":1}`, 200, 1},
-		{"user alice.*", "POST", "/api/v1/events/a2a?user=" + url.QueryEscape("alice.*"), svc, `{"type":"TASK_SUBMITTED","taskId":"t","contextId":"c","agentName":"a"}`, 200, 1},
-		{"user with space", "POST", "/api/v1/events/agui?user=" + url.QueryEscape("alice "), svc, `{"type":"CUSTOM","name":"n","value":1}`, 200, 1},
-		{"user spelled as alice's base64 token", "POST", "/api/v1/events/agui?user=" + url.QueryEscape("~YWxpY2U"), svc, `{"type":"CUSTOM","name":"n","value":1}`, 200, 1},
-		{"user spelled as a subject", "POST", "/api/v1/events/agui?user=" + url.QueryEscape("agui.alice.CUSTOM"), svc, `{"type":"CUSTOM","name":"n","value":1}`, 200, 1},
-		{"user with control", "POST", "/api/v1/events/system?user=" + url.QueryEscape("alice\x00\r\n"), svc, `{"type":"CONTEXT_CREATED","contextId":"c","name":"n"}`, 200, 1},
-		{"user invalid UTF-8", "POST", "/api/v1/events/agui?user=%FF", svc, `{"type":"CUSTOM","name":"n","value":1}`, 400, 0},
-		{"user empty", "POST", "/api/v1/events/agui?user=", svc, `{"type":"CUSTOM","name":"n","value":1}`, 400, 0},
-		{"user 10 KB in the query", "POST", "/api/v1/events/agui?user=" + strings.Repeat("a", 10<<10), svc, `{"type":"CUSTOM","name":"n","value":1}`, 414, 0},
-		{"user 10 KB in a webhook", "POST", "/api/v1/webhook/agui", svc, `{"type":"CUSTOM","name":"n","value":1,"user_id":"` + strings.Repeat("a", 10<<10) + `"}`, 400, 0},
-		{"type with subject syntax", "POST", "/api/v1/events/agui", alice, `{"type":"CUSTOM.>","name":"n","value":1}`, 400, 0},
-		{"type with CR LF", "POST", "/api/v1/events/agui", alice, `{"type":"CUSTOM\r\nX","name":"n","value":1}`, 400, 0},
-		{"CR LF inside a field is escaped", "POST", "/api/v1/events/agui?user=bob", svc, `{"type":"CUSTOM","name":"a\r\n\r\ndata: x","value":1}`, 200, 1},
-		{"types wildcard", "GET", "/api/v1/stream/agui?types=*", alice, "", 400, 0},
-		{"types gt", "GET", "/api/v1/stream/agui?types=" + url.QueryEscape(">"), alice, "", 400, 0},
-		{"types subject", "GET", "/api/v1/stream/agui?types=" + url.QueryEscape("X.bob.Y"), alice, "", 400, 0},
-		{"types CR LF", "GET", "/api/v1/stream/agui?types=" + url.QueryEscape("X\r\nid: 1"), alice, "", 400, 0},
-		{"cursor negative", "GET", "/api/v1/stream/agui?last_event_id=-5", alice, "", 400, 0},
-		{"cursor huge", "GET", "/api/v1/stream/agui?last_event_id=99999999999999999999999-1", alice, "", 400, 0},
-		{"cursor not numeric", "GET", "/api/v1/stream/agui?last_event_id=abc", alice, "", 400, 0},
-		{"cursor CR LF", "GET", "/api/v1/stream/agui?last_event_id=" + url.QueryEscape("1-1\r\ndata: x"), alice, "", 400, 0},
-		{"all_users without admin", "GET", "/api/v1/stream/agui?all_users=true", alice, "", 403, 0},
+		{"user with dot", "POST", "/api/v1/events/agui?user=" + url.QueryEscape("alice.x"), svc, `{"type":"CUSTOM","name":"n","value":1}`, 200, 1, nil, ""},
+		{"user star", "POST", "/api/v1/events/agui?user=*", svc, `{"type":"CUSTOM","name":"n","value":1}`, 200, 1, nil, ""},
+		{"user gt", "POST", "/api/v1/events/agui?user=" + url.QueryEscape(">"), svc, `{"type":"CUSTOM","name":"n","value":1}`, 200, 1, nil, ""},
+		{"user alice.*", "POST", "/api/v1/events/a2a?user=" + url.QueryEscape("alice.*"), svc, `{"type":"TASK_SUBMITTED","taskId":"t","contextId":"c","agentName":"a"}`, 200, 1, nil, ""},
+		{"user with space", "POST", "/api/v1/events/agui?user=" + url.QueryEscape("alice "), svc, `{"type":"CUSTOM","name":"n","value":1}`, 200, 1, nil, ""},
+		{"user spelled as alice's base64 token", "POST", "/api/v1/events/agui?user=" + url.QueryEscape("~YWxpY2U"), svc, `{"type":"CUSTOM","name":"n","value":1}`, 200, 1, nil, ""},
+		{"user spelled as a subject", "POST", "/api/v1/events/agui?user=" + url.QueryEscape("agui.alice.CUSTOM"), svc, `{"type":"CUSTOM","name":"n","value":1}`, 200, 1, nil, ""},
+		{"user with control", "POST", "/api/v1/events/system?user=" + url.QueryEscape("alice\x00\r\n"), svc, `{"type":"CONTEXT_CREATED","contextId":"c","name":"n"}`, 200, 1, nil, ""},
+		{"user invalid UTF-8", "POST", "/api/v1/events/agui?user=%FF", svc, `{"type":"CUSTOM","name":"n","value":1}`, 400, 0, nil, ""},
+		{"user empty", "POST", "/api/v1/events/agui?user=", svc, `{"type":"CUSTOM","name":"n","value":1}`, 400, 0, nil, ""},
+		{"user 10 KB in the query", "POST", "/api/v1/events/agui?user=" + strings.Repeat("a", 10<<10), svc, `{"type":"CUSTOM","name":"n","value":1}`, 414, 0, nil, ""},
+		{"user 10 KB in a webhook", "POST", "/api/v1/webhook/agui", svc, `{"type":"CUSTOM","name":"n","value":1,"user_id":"` + strings.Repeat("a", 10<<10) + `"}`, 400, 0, nil, ""},
+		{"type with subject syntax", "POST", "/api/v1/events/agui", alice, `{"type":"CUSTOM.>","name":"n","value":1}`, 400, 0, nil, ""},
+		{"type with CR LF", "POST", "/api/v1/events/agui", alice, `{"type":"CUSTOM\r\nX","name":"n","value":1}`, 400, 0, nil, ""},
+		{"CR LF inside a field is escaped", "POST", "/api/v1/events/agui?user=bob", svc, `{"type":"CUSTOM","name":"a\r\n\r\ndata: x","value":1}`, 200, 1, nil, ""},
+		{"types wildcard", "GET", "/api/v1/stream/agui?types=*", alice, "", 400, 0, nil, ""},
+		{"types gt", "GET", "/api/v1/stream/agui?types=" + url.QueryEscape(">"), alice, "", 400, 0, nil, ""},
+		{"types subject", "GET", "/api/v1/stream/agui?types=" + url.QueryEscape("X.bob.Y"), alice, "", 400, 0, nil, ""},
+		{"types CR LF", "GET", "/api/v1/stream/agui?types=" + url.QueryEscape("X\r\nid: 1"), alice, "", 400, 0, nil, ""},
+		{"cursor negative", "GET", "/api/v1/stream/agui?last_event_id=-5", alice, "", 400, 0, nil, ""},
+		{"cursor huge", "GET", "/api/v1/stream/agui?last_event_id=99999999999999999999999-1", alice, "", 400, 0, nil, ""},
+		{"cursor not numeric", "GET", "/api/v1/stream/agui?last_event_id=abc", alice, "", 400, 0, nil, ""},
+		{"cursor CR LF", "GET", "/api/v1/stream/agui?last_event_id=" + url.QueryEscape("1-1\r\ndata: x"), alice, "", 400, 0, nil, ""},
+		{"all_users without admin", "GET", "/api/v1/stream/agui?all_users=true", alice, "", 403, 0, nil, ""},
+		// Cross-origin: the cookie goes with a request from any site, and is refused from an
+		// origin not listed; a form, from a listed origin too, can send no JSON; an origin not
+		// listed exactly is granted nothing, a refused preflight included.
+		{name: "form POST with the cookie", method: "POST", path: "/api/v1/events/agui", body: "type=CUSTOM&name=n&value=1", status: 403,
+			hdr: map[string]string{"Cookie": "access_token=" + alice, "Content-Type": "application/x-www-form-urlencoded", "Origin": evilOrigin}},
+		{name: "form POST with the cookie from a listed origin", method: "POST", path: "/api/v1/events/agui", body: "type=CUSTOM&name=n&value=1", status: 415, allow: appOrigin,
+			hdr: map[string]string{"Cookie": "access_token=" + alice, "Content-Type": "application/x-www-form-urlencoded", "Origin": appOrigin}},
+		{name: "text/plain JSON webhook with the cookie", method: "POST", path: "/api/v1/webhook/agui", body: `{"user_id":"alice","type":"CUSTOM","name":"n","value":1}`, status: 403,
+			hdr: map[string]string{"Cookie": "access_token=" + alice, "Content-Type": "text/plain", "Origin": evilOrigin}},
+		{name: "multipart POST with the cookie", method: "POST", path: "/api/v1/events/a2a", body: "--b\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\nTASK_SUBMITTED\r\n--b--\r\n", status: 403,
+			hdr: map[string]string{"Cookie": "access_token=" + alice, "Content-Type": "multipart/form-data; boundary=b", "Origin": evilOrigin}},
+		{name: "stream with the cookie from an unlisted origin", method: "GET", path: "/api/v1/stream/agui", status: 403,
+			hdr: map[string]string{"Cookie": "access_token=" + alice, "Origin": evilOrigin, "Sec-Fetch-Site": "cross-site"}},
+		{name: "session from the cookie alone", method: "POST", path: "/api/v1/session", status: 401,
+			hdr: map[string]string{"Cookie": "access_token=" + alice, "X-Forwarded-Proto": "https"}},
+		{name: "session over plain HTTP", method: "POST", path: "/api/v1/session", tok: alice, status: 400},
+		{name: "POST from an unlisted origin", method: "POST", path: "/api/v1/events/agui?user=bob", tok: svc, body: `{"type":"CUSTOM","name":"n","value":1}`, status: 200, stored: 1,
+			hdr: map[string]string{"Origin": evilOrigin}},
+		{name: "Origin null", method: "POST", path: "/api/v1/events/agui?user=bob", tok: svc, body: `{"type":"CUSTOM","name":"n","value":1}`, status: 200, stored: 1,
+			hdr: map[string]string{"Origin": "null"}},
+		{name: "listed origin in upper case", method: "GET", path: "/api/v1/connections", tok: alice, status: 200,
+			hdr: map[string]string{"Origin": strings.ToUpper(appOrigin)}},
+		{name: "listed origin as a prefix", method: "GET", path: "/api/v1/connections", tok: alice, status: 200,
+			hdr: map[string]string{"Origin": appOrigin + ".evil.example"}},
+		{name: "listed origin's 401", method: "GET", path: "/api/v1/stream/agui", status: 401, allow: appOrigin,
+			hdr: map[string]string{"Origin": appOrigin}},
+		{name: "preflight from the listed origin", method: "OPTIONS", path: "/api/v1/events/agui", status: 204, allow: appOrigin,
+			hdr: preflight(appOrigin, "POST", "authorization,content-type")},
+		{name: "preflight from an unlisted origin", method: "OPTIONS", path: "/api/v1/events/agui", status: 204,
+			hdr: preflight(evilOrigin, "POST", "authorization,content-type")},
+		{name: "preflight for a header not allowed", method: "OPTIONS", path: "/api/v1/events/agui", status: 204,
+			hdr: preflight(appOrigin, "POST", "content-type,x-user-id")},
+		{name: "preflight for a method not allowed", method: "OPTIONS", path: "/api/v1/events/agui", status: 204,
+			hdr: preflight(appOrigin, "PUT", "content-type")},
 	}
 	total := 0
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, _ := http.NewRequest(tt.method, p.url+tt.path, strings.NewReader(tt.body))
-			req.Header.Set("Authorization", "Bearer "+tt.tok)
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
+			hdr := map[string]string{"Content-Type": "application/json"}
+			if tt.tok != "" {
+				hdr["Authorization"] = "Bearer " + tt.tok
 			}
-			defer resp.Body.Close()
+			maps.Copy(hdr, tt.hdr)
+			resp, _ := send(t, http.DefaultClient, tt.method, p.url+tt.path, tt.body, hdr)
 			if resp.StatusCode != tt.status {
 				t.Fatalf("%s %s: %d, want %d", tt.method, tt.path[:min(len(tt.path), 80)], resp.StatusCode, tt.status)
 			}
 			if tt.status >= 400 && resp.Header.Get("Content-Type") != "application/json" {
 				t.Errorf("error answer with Content-Type %q, want JSON", resp.Header.Get("Content-Type"))
+			}
+			if got := resp.Header.Get("Access-Control-Allow-Origin"); got != tt.allow {
+				t.Errorf("Access-Control-Allow-Origin %q, want %q", got, tt.allow)
+			}
+			if g := granted(resp.Header); tt.allow == "" && len(g) > 0 {
+				t.Errorf("granted %v, want nothing", g)
+			}
+			if sc := resp.Header.Values("Set-Cookie"); len(sc) > 0 {
+				t.Errorf("Set-Cookie %q, want none", sc)
 			}
 		})
 		total += tt.stored

@@ -1,5 +1,6 @@
 // Command eventsd serves the event plane: SSE streams, event ingress and the web console, on an
-// embedded JetStream server or an external NATS cluster.
+// embedded JetStream server or an external NATS cluster; over HTTPS with HTTP/2 given a
+// certificate, which it reads again on SIGHUP.
 package main
 
 import (

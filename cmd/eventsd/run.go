@@ -8,9 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -39,6 +42,10 @@ type config struct {
 	writeTimeout time.Duration
 	logFormat    string
 	logLevel     string
+	corsOrigins  []string
+
+	tlsCert, tlsKey string
+	h2c             bool
 
 	natsCreds, natsNkey, natsUser, natsPassword string
 	natsTLSCA, natsTLSCert, natsTLSKey          string
@@ -64,7 +71,12 @@ func flags(c *config) []cli.Flag {
 		return &cli.IntFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name), Destination: dst}
 	}
 	return []cli.Flag{
-		str("listen", "127.0.0.1:8080", "HTTP address to serve on", &c.listen),
+		str("listen", "127.0.0.1:8080", "address to serve HTTP on (HTTPS with --tls-cert)", &c.listen),
+		str("tls-cert", "", "PEM file of the HTTPS certificate, its chain after it (with --tls-key): eventsd serves HTTPS, HTTP/2 included, and reads both files again on SIGHUP", &c.tlsCert),
+		str("tls-key", "", "PEM file of the HTTPS certificate's private key (with --tls-cert)", &c.tlsKey),
+		&cli.BoolFlag{Name: "h2c", Usage: "serve HTTP/2 without TLS (prior knowledge) beside HTTP/1.1, for a proxy that speaks h2c to its backends (Envoy, Caddy); not with --tls-cert", EnvVars: env("h2c"), Destination: &c.h2c},
+		&cli.GenericFlag{Name: "cors-origins", Value: &listValue{&c.corsOrigins}, EnvVars: env("cors-origins"),
+			Usage: "origins whose pages may call the API from another origin, comma-separated (e.g. https://app.example.com; * alone: any origin, without credentials); none: same origin only"},
 		str("data-dir", "./data", "directory for the embedded JetStream store, the generated JWT secret and NATS password", &c.dataDir),
 		str("nats-listen", "127.0.0.1:4222", "the embedded NATS server's client address (0 for a free port)", &c.natsListen),
 		str("nats-url", "", "use this external NATS server or cluster (comma-separated URLs) instead of the embedded one", &c.natsURL),
@@ -85,7 +97,7 @@ func flags(c *config) []cli.Flag {
 		str("nats-tls-cert", "", "client certificate file for NATS (with --nats-tls-key)", &c.natsTLSCert),
 		str("nats-tls-key", "", "client key file for NATS", &c.natsTLSKey),
 		integer("replicas", 1, "copies of each stream (3 recommended on a cluster)", &c.replicas),
-		integer("max-conns-per-user", 10, "open streams per user on this node (0: no limit)", &c.maxConnsPerUser),
+		integer("max-conns-per-user", 32, "open streams one user may hold on this node (0: no limit): it guards the node's memory and file descriptors against one user's runaway tabs or scripts; a browser tab following agui, a2a and contexts holds 3", &c.maxConnsPerUser),
 		integer("max-conns", 100_000, "open streams on this node (0: no limit)", &c.maxConns),
 		integer("ingress-rate", 500, "publishes per second for one user, whoever publishes them, on this node (0: no limit)", &c.ingressRate),
 		integer("ingress-burst", 1000, "publishes one user may make at once before --ingress-rate applies", &c.ingressBurst),
@@ -119,6 +131,9 @@ func (c config) check() error {
 		{"ingress-burst", c.ingressBurst, c.ingressRate == 0 || c.ingressBurst >= c.ingressRate, "at least --ingress-rate"},
 		{"max-bytes", c.maxBytes, c.maxBytes >= 0, "0 (no limit) or a number of bytes"},
 		{"read-timeout", c.readTimeout, c.readTimeout > 0, "a positive duration"},
+		{"tls-cert", c.tlsCert, c.tlsCert == "" || c.tlsKey != "", "--tls-key with it"},
+		{"tls-key", c.tlsKey, c.tlsKey == "" || c.tlsCert != "", "--tls-cert with it"},
+		{"h2c", c.h2c, !c.h2c || c.tlsCert == "", "no --tls-cert with it: over TLS, HTTP/2 is on already (negotiated by ALPN)"},
 		// The value is a secret: the message gives its length only.
 		{"jwt-secret", fmt.Sprintf("of %d bytes", len(c.jwtSecret)), c.jwtSecret == "" || len(c.jwtSecret) >= minJWTSecret,
 			fmt.Sprintf("at least %d bytes, best given in EVENTSD_JWT_SECRET, or none to use the one generated into the data directory", minJWTSecret)},
@@ -130,13 +145,13 @@ func (c config) check() error {
 	return nil
 }
 
-// run parses args and serves until ctx is done.
+// run parses args and serves until ctx is done, reloading the TLS certificate on SIGHUP.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c config
 	app := &cli.App{
 		Name:      "eventsd",
 		Usage:     "real-time event plane: SSE streams of AG-UI, A2A, system and analytics events on NATS JetStream",
-		UsageText: "eventsd [--listen ADDR] [--data-dir DIR] [--nats-url URL] ...",
+		UsageText: "eventsd [--listen ADDR] [--data-dir DIR] [--nats-url URL] [--tls-cert FILE --tls-key FILE] ...",
 		Flags:     flags(&c),
 		Writer:    stdout,
 		ErrWriter: stderr,
@@ -144,12 +159,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err := c.check(); err != nil {
 				return err
 			}
+			// Caught before eventsd says where it serves: from then on, SIGHUP reloads instead
+			// of ending the process (its default action).
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			d, err := start(ctx, c, stdout, stderr)
 			if err != nil {
 				return err
 			}
-			<-ctx.Done()
-			return d.shutdown()
+			for {
+				select {
+				case <-hup:
+					d.reload()
+				case <-ctx.Done():
+					return d.shutdown()
+				}
+			}
 		},
 	}
 	return app.RunContext(ctx, args)
@@ -157,7 +183,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // daemon is a running eventsd.
 type daemon struct {
-	httpURL       string
+	httpURL       string // https:// with TLS
 	natsURL       string
 	srv           *http.Server
 	served        chan error
@@ -165,6 +191,7 @@ type daemon struct {
 	handler       *sse.Handler
 	bus           *bus.Bus
 	nats          *embedded.Server // nil with an external server
+	certs         *certFiles       // nil without TLS
 	log           *slog.Logger
 }
 
@@ -174,86 +201,32 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 	if err != nil {
 		return nil, err
 	}
+	d := &daemon{log: log, served: make(chan error, 1)}
+	if c.tlsCert != "" { // first: a certificate that does not load stops eventsd before anything starts
+		if d.certs, err = loadCertFiles(c.tlsCert, c.tlsKey, log); err != nil {
+			return nil, err
+		}
+	}
 	secret := []byte(c.jwtSecret)
 	if len(secret) == 0 {
 		if secret, err = auth.LoadOrCreateSecret(c.dataDir); err != nil {
 			return nil, err
 		}
 	}
-	d := &daemon{log: log, served: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			d.stopNATS()
 		}
 	}()
-
-	d.natsURL = c.natsURL
-	natsAuth := bus.Auth{
-		CredsFile: c.natsCreds, NkeyFile: c.natsNkey, User: c.natsUser, Password: c.natsPassword,
-		TLSCA: c.natsTLSCA, TLSCert: c.natsTLSCert, TLSKey: c.natsTLSKey,
-	}
-	if d.natsURL == "" {
-		host, port, err := splitNATSListen(c.natsListen)
-		if err != nil {
-			return nil, err
-		}
-		password, err := datadir.ReadOrCreate(c.dataDir, datadir.NATSPasswordFile)
-		if err != nil {
-			return nil, err
-		}
-		d.nats, err = embedded.Start(embedded.Options{Host: host, Port: port, StoreDir: filepath.Join(c.dataDir, "jetstream"),
-			User: datadir.NATSUser, Password: password})
-		if err != nil {
-			return nil, err
-		}
-		d.natsURL = d.nats.ClientURL()
-		natsAuth = bus.Auth{User: datadir.NATSUser, Password: password}
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			log.Warn("the embedded NATS server listens beyond loopback, where its password and events travel in clear text: "+
-				"on a network, use a NATS cluster with TLS (--nats-url with --nats-tls-*)", "addr", net.JoinHostPort(host, strconv.Itoa(port)))
-		}
-	}
-	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	streams := routing.DefaultStreamOptions
-	streams.MaxAge = c.retention
-	streams.Replicas = c.replicas
-	streams.MaxBytes = c.maxBytes
-	m := metrics.New(func() bool { return d.bus.Connected() })
-	d.bus, err = bus.Connect(connectCtx, bus.Config{
-		URL: d.natsURL, Auth: natsAuth, Streams: streams, Logger: log, Metrics: m,
-		InactiveThreshold: c.inactiveThreshold, OutageGrace: c.natsGrace, Delivery: c.delivery, Queue: c.queue,
-	})
+	natsAuth, err := d.startNATS(c)
 	if err != nil {
 		return nil, err
 	}
-	// A cluster that has just started may not have elected its JetStream leader yet, and
-	// drops requests meanwhile: each attempt gets a short deadline of its own.
-	for {
-		attempt, cancelAttempt := context.WithTimeout(connectCtx, 3*time.Second)
-		err = d.bus.EnsureStreams(attempt)
-		cancelAttempt()
-		if err == nil {
-			break
-		}
-		if errors.Is(err, bus.ErrNoStorage) { // waiting will not change it
-			return nil, fmt.Errorf("--max-bytes %d: %w", c.maxBytes, err)
-		}
-		if connectCtx.Err() != nil {
-			return nil, err
-		}
-		log.Info("waiting for JetStream", "err", err)
-		time.Sleep(250 * time.Millisecond)
-	}
-	if limit := d.bus.MaxPayload(); c.maxBody+bus.PublishOverhead+sse.StampOverhead+sse.MaxMsgID > limit {
-		return nil, fmt.Errorf("--max-body %d: the NATS server stores at most %d bytes per event, headers and added fields included: want at most %d",
-			c.maxBody, limit, limit-bus.PublishOverhead-sse.StampOverhead-sse.MaxMsgID)
-	}
-	if err := d.bus.StartContexts(connectCtx); err != nil {
+	m := metrics.New(func() bool { return d.bus.Connected() })
+	if err := d.connect(ctx, c, natsAuth, m); err != nil {
 		return nil, err
 	}
-
-	h, err := sse.NewHandler(sse.Config{
+	d.handler, err = sse.NewHandler(sse.Config{
 		Broker:          d.bus,
 		Verifier:        auth.NewVerifier(secret),
 		Heartbeat:       c.heartbeat,
@@ -266,29 +239,137 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 		MaxConns:        c.maxConns,
 		IngressRate:     c.ingressRate,
 		IngressBurst:    c.ingressBurst,
+		CORSOrigins:     c.corsOrigins,
 	})
+	if errors.Is(err, sse.ErrInvalidOrigin) {
+		return nil, fmt.Errorf("--cors-origins: %w", err)
+	}
 	if err != nil {
 		return nil, err
 	}
-	h.Router().Handle("/metrics", m.Handler())
-	d.handler = h
-	ln, err := net.Listen("tcp", c.listen)
+	d.handler.Router().Handle("/metrics", m.Handler())
+	if err := d.serve(ctx, c.listen, c.h2c); err != nil {
+		return nil, err
+	}
+	d.announce(c, stdout)
+	return d, nil
+}
+
+// startNATS starts the embedded NATS server unless --nats-url names one, and returns how to
+// log in to NATS.
+func (d *daemon) startNATS(c config) (bus.Auth, error) {
+	d.natsURL = c.natsURL
+	if d.natsURL != "" {
+		return bus.Auth{
+			CredsFile: c.natsCreds, NkeyFile: c.natsNkey, User: c.natsUser, Password: c.natsPassword,
+			TLSCA: c.natsTLSCA, TLSCert: c.natsTLSCert, TLSKey: c.natsTLSKey,
+		}, nil
+	}
+	host, port, err := splitNATSListen(c.natsListen)
 	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
+		return bus.Auth{}, err
+	}
+	password, err := datadir.ReadOrCreate(c.dataDir, datadir.NATSPasswordFile)
+	if err != nil {
+		return bus.Auth{}, err
+	}
+	d.nats, err = embedded.Start(embedded.Options{Host: host, Port: port, StoreDir: filepath.Join(c.dataDir, "jetstream"),
+		User: datadir.NATSUser, Password: password})
+	if err != nil {
+		return bus.Auth{}, err
+	}
+	d.natsURL = d.nats.ClientURL()
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		d.log.Warn("the embedded NATS server listens beyond loopback, where its password and events travel in clear text: "+
+			"on a network, use a NATS cluster with TLS (--nats-url with --nats-tls-*)", "addr", net.JoinHostPort(host, strconv.Itoa(port)))
+	}
+	return bus.Auth{User: datadir.NATSUser, Password: password}, nil
+}
+
+// connect connects the bus, ensures the streams, checks --max-body against the server's
+// payload limit and starts the contexts projector.
+func (d *daemon) connect(ctx context.Context, c config, natsAuth bus.Auth, m *metrics.Prometheus) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	streams := routing.DefaultStreamOptions
+	streams.MaxAge = c.retention
+	streams.Replicas = c.replicas
+	streams.MaxBytes = c.maxBytes
+	var err error
+	d.bus, err = bus.Connect(ctx, bus.Config{
+		URL: d.natsURL, Auth: natsAuth, Streams: streams, Logger: d.log, Metrics: m,
+		InactiveThreshold: c.inactiveThreshold, OutageGrace: c.natsGrace, Delivery: c.delivery, Queue: c.queue,
+	})
+	if err != nil {
+		return err
+	}
+	if err := d.ensureStreams(ctx, c.maxBytes); err != nil {
+		return err
+	}
+	if limit := d.bus.MaxPayload(); c.maxBody+bus.PublishOverhead+sse.StampOverhead+sse.MaxMsgID > limit {
+		return fmt.Errorf("--max-body %d: the NATS server stores at most %d bytes per event, headers and added fields included: want at most %d",
+			c.maxBody, limit, limit-bus.PublishOverhead-sse.StampOverhead-sse.MaxMsgID)
+	}
+	return d.bus.StartContexts(ctx)
+}
+
+// ensureStreams creates or updates the streams, waiting for JetStream until ctx is done.
+func (d *daemon) ensureStreams(ctx context.Context, maxBytes int64) error {
+	// A cluster that has just started may not have elected its JetStream leader yet, and
+	// drops requests meanwhile: each attempt gets a short deadline of its own.
+	for {
+		attempt, cancelAttempt := context.WithTimeout(ctx, 3*time.Second)
+		err := d.bus.EnsureStreams(attempt)
+		cancelAttempt()
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, bus.ErrNoStorage) { // waiting will not change it
+			return fmt.Errorf("--max-bytes %d: %w", maxBytes, err)
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		d.log.Info("waiting for JetStream", "err", err)
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// serve listens on addr and serves the handler until shutdown: HTTPS with HTTP/2 (by ALPN)
+// when there is a certificate, else HTTP/1.1, with HTTP/2 by prior knowledge too when h2c.
+func (d *daemon) serve(ctx context.Context, addr string, h2c bool) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
 	}
 	streamCtx, cancelStreams := context.WithCancel(context.WithoutCancel(ctx))
 	d.cancelStreams = cancelStreams
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(d.certs != nil)
+	protocols.SetUnencryptedHTTP2(h2c)
 	d.srv = &http.Server{
-		Handler:           h,
+		Handler:           d.handler,
+		Protocols:         &protocols,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return streamCtx },
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 	}
-	go func() { d.served <- d.srv.Serve(ln) }()
-	d.httpURL = "http://" + ln.Addr().String()
+	scheme, serve := "http", func() error { return d.srv.Serve(ln) }
+	if d.certs != nil {
+		d.srv.TLSConfig = d.certs.tlsConfig()
+		scheme, serve = "https", func() error { return d.srv.ServeTLS(ln, "", "") }
+	}
+	go func() { d.served <- serve() }()
+	d.httpURL = scheme + "://" + ln.Addr().String()
+	return nil
+}
 
+// announce prints where eventsd serves and, when it generated the JWT secret, how to mint a
+// token.
+func (d *daemon) announce(c config, stdout io.Writer) {
 	fmt.Fprintf(stdout, "eventsd: HTTP on %s\n", d.httpURL)
 	if d.nats != nil {
 		fmt.Fprintf(stdout, "eventsd: embedded NATS on %s (store %s)\n", d.natsURL, filepath.Join(c.dataDir, "jetstream"))
@@ -298,14 +379,15 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 	if c.jwtSecret == "" {
 		fmt.Fprintf(stdout, "eventsd: mint a token with: go run ./cmd/eventsctl token --user alice --data-dir %s\n", c.dataDir)
 	}
-	return d, nil
 }
 
 // shutdown stops accepting, ends open streams (deleting their consumers), drains NATS and stops
 // the embedded server, in that order.
 func (d *daemon) shutdown() error {
-	d.cancelStreams()
+	// Streams first, so that they end for "shutdown": ending the requests' contexts first
+	// would end those on HTTP/2, which watch their request's context, as if their clients left.
 	d.handler.Close()
+	d.cancelStreams()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	err := d.srv.Shutdown(ctx)
@@ -340,6 +422,28 @@ func splitNATSListen(s string) (string, int, error) {
 		host = "127.0.0.1"
 	}
 	return host, port, nil
+}
+
+// listValue is a flag of comma-separated entries: spaces around them and empty ones are dropped.
+type listValue struct{ dst *[]string }
+
+// Set implements cli.Generic.
+func (v *listValue) Set(s string) error {
+	*v.dst = nil
+	for e := range strings.SplitSeq(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			*v.dst = append(*v.dst, e)
+		}
+	}
+	return nil
+}
+
+// String implements cli.Generic.
+func (v *listValue) String() string {
+	if v == nil || v.dst == nil {
+		return ""
+	}
+	return strings.Join(*v.dst, ",")
 }
 
 func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {

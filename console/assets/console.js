@@ -24,7 +24,9 @@ function streamPath(channel) {
 
 function saveToken(token) {
   // EventSource sends no Authorization header; eventsd also reads the access_token cookie.
-  document.cookie = "access_token=" + encodeURIComponent(token) + "; path=/; SameSite=Strict";
+  // Over HTTPS the cookie is Secure: a browser then never sends it over plain HTTP.
+  const secure = location.protocol === "https:" ? "; Secure" : "";
+  document.cookie = "access_token=" + encodeURIComponent(token) + "; path=/; SameSite=Strict" + secure;
   try { localStorage.setItem("eventsd.token", token); } catch (_) { /* private mode */ }
 }
 
