@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventsd/eventsd/auth"
@@ -37,6 +38,10 @@ type Config struct {
 	// Progress, when set, is told every 100ms how many of the events a scenario expects over
 	// SSE have arrived.
 	Progress func(done, total int)
+	// HTTPClient sends the requests to eventsd; default http.DefaultClient. The streams, and
+	// the publishes through the ingress, go over transports of their own, copies of its
+	// *http.Transport (its TLS settings, for one) when it has one.
+	HTTPClient *http.Client
 }
 
 // DefaultWindow is the publishing window unless Config says otherwise.
@@ -60,6 +65,10 @@ type Result struct {
 	RawDelivered float64 `json:"raw_nats_delivered_per_s,omitempty"` // events/s, or cycles/s (churn)
 	RawLost      int     `json:"raw_nats_lost,omitempty"`
 	Ratio        float64 `json:"ratio_to_raw_nats,omitempty"`
+	// Proto is the protocol the streams went over: "HTTP/1.1" or "HTTP/2.0", with "+TLS" over
+	// TLS; TCPConns is how many connections they took.
+	Proto    string `json:"proto,omitempty"`
+	TCPConns int    `json:"tcp_conns,omitempty"`
 
 	RSSPerConnKiB    float64 `json:"rss_per_conn_kib,omitempty"`          // idle
 	RawRSSPerConnKiB float64 `json:"raw_nats_rss_per_conn_kib,omitempty"` // idle: a plain NATS subscriber
@@ -122,16 +131,31 @@ func field(data []byte, key string) int64 {
 
 // streams are SSE connections the benchmark reads, closed together.
 type streams struct {
-	c    Config
-	ctx  context.Context
-	stop context.CancelFunc
-	wg   sync.WaitGroup // their readers
+	c       Config
+	ctx     context.Context
+	stop    context.CancelFunc
+	clients []*http.Client // taken in turn, one for each stream
+	next    atomic.Int64   // the client of the next stream
+	dialled atomic.Int64   // connections the clients opened
+	mu      sync.Mutex
+	proto   string         // of the first stream's answer
+	wg      sync.WaitGroup // their readers
 }
 
-// streams returns an empty set whose connections end with ctx or close.
-func (c Config) streams(ctx context.Context) *streams {
+// streams returns an empty set whose connections end with ctx or close. With h2conns 0 its
+// streams go over HTTP/1.1, a connection each; else over HTTP/2, spread over h2conns
+// connections: a client of its own for each, taken in turn.
+func (c Config) streams(ctx context.Context, h2conns int) *streams {
 	s := &streams{c: c}
 	s.ctx, s.stop = context.WithCancel(ctx)
+	if h2conns == 0 {
+		s.clients = []*http.Client{c.streamClient(false, &s.dialled)}
+		return s
+	}
+	s.clients = make([]*http.Client, h2conns)
+	for i := range s.clients {
+		s.clients[i] = c.streamClient(true, &s.dialled)
+	}
 	return s
 }
 
@@ -139,6 +163,16 @@ func (c Config) streams(ctx context.Context) *streams {
 func (s *streams) close() {
 	s.stop()
 	s.wg.Wait()
+	for _, hc := range s.clients {
+		hc.CloseIdleConnections()
+	}
+}
+
+// describe fills res's figures of the connections: their protocol and how many there were.
+func (s *streams) describe(res *Result) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res.Proto, res.TCPConns = s.proto, int(s.dialled.Load())
 }
 
 // open opens an SSE connection and feeds its data frames to r until the set closes. It returns
@@ -152,7 +186,8 @@ func (s *streams) open(path, tok, lastID string, r *receiver) error {
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	hc := s.clients[int(s.next.Add(1)-1)%len(s.clients)]
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
@@ -160,6 +195,11 @@ func (s *streams) open(path, tok, lastID string, r *receiver) error {
 		resp.Body.Close()
 		return fmt.Errorf("GET %s: %s (is eventsd run with --max-conns-per-user 0?)", path, resp.Status)
 	}
+	s.mu.Lock()
+	if s.proto == "" {
+		s.proto = protoOf(resp)
+	}
+	s.mu.Unlock()
 	s.wg.Go(func() {
 		defer resp.Body.Close()
 		rd := client.NewReader(bufio.NewReaderSize(resp.Body, 64<<10), 1<<20)
@@ -176,8 +216,19 @@ func (s *streams) open(path, tok, lastID string, r *receiver) error {
 	return nil
 }
 
-// openAgui opens an agui stream for each token, feeding rs[i], at most 64 at a time.
+// openAgui opens an agui stream for each token, feeding rs[i]. The first stream of each
+// client opens before the others: an HTTP/2 client then has its connection, and the server's
+// limit on the streams it carries, before they share it, rather than dialling one for each.
 func (s *streams) openAgui(toks []string, rs []*receiver) error {
+	first := min(len(s.clients), len(toks))
+	if err := s.openAll(toks[:first], rs[:first]); err != nil {
+		return err
+	}
+	return s.openAll(toks[first:], rs[first:])
+}
+
+// openAll opens an agui stream for each token, feeding rs[i], at most 64 at a time.
+func (s *streams) openAll(toks []string, rs []*receiver) error {
 	sem := make(chan struct{}, 64)
 	errs := make(chan error, len(toks))
 	var opening sync.WaitGroup
@@ -324,11 +375,12 @@ func (c Config) Fanout(ctx context.Context, conns, events, rate int) (Result, er
 	for i := range rs {
 		rs[i], toks[i] = newReceiver(events), tok
 	}
-	ss := c.streams(ctx)
+	ss := c.streams(ctx, 0)
 	defer ss.close()
 	if err := ss.openAgui(toks, rs); err != nil {
 		return res, err
 	}
+	ss.describe(&res)
 	all := func(int) int { return events }
 	start, took, err := c.deliver(ctx, rs, all, events, rate, func(int) string { return user })
 	if err != nil {
@@ -397,11 +449,12 @@ func (c Config) Users(ctx context.Context, users, events, rate int) (Result, err
 		}
 		rs[u], toks[u] = newReceiver(events), tok
 	}
-	ss := c.streams(ctx)
+	ss := c.streams(ctx, 0)
 	defer ss.close()
 	if err := ss.openAgui(toks, rs); err != nil {
 		return res, err
 	}
+	ss.describe(&res)
 	want := func(u int) int { return perUser[u] }
 	start, took, err := c.deliver(ctx, rs, want, events, rate, func(i int) string { return names[target[i]] })
 	if err != nil {
@@ -439,12 +492,13 @@ func (c Config) Replay(ctx context.Context, events int) (Result, error) {
 		return res, err
 	}
 	r := newReceiver(events)
-	ss := c.streams(ctx)
+	ss := c.streams(ctx, 0)
 	defer ss.close()
 	start := time.Now()
 	if err := ss.open(aguiPath, tok, cursor, r); err != nil {
 		return res, err
 	}
+	ss.describe(&res)
 	all := func(int) int { return events }
 	stopTracking := c.track([]*receiver{r}, all)
 	wait(ctx, []*receiver{r}, all)
@@ -467,7 +521,7 @@ func (c Config) Replay(ctx context.Context, events int) (Result, error) {
 func (c Config) cursorOf(ctx context.Context, tok string, seq uint64) (string, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+aguiPath+"?last_event_id=0-0", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.client().Do(req)
 	if err != nil {
 		return "", err
 	}
@@ -495,7 +549,7 @@ func (c Config) Context(ctx context.Context, events, rate int) (agui, contexts R
 		return agui, contexts, err
 	}
 	ra, rc := newReceiver(events), newReceiver(events)
-	ss := c.streams(ctx)
+	ss := c.streams(ctx, 0)
 	defer ss.close()
 	if err := ss.open(aguiPath, tok, "", ra); err != nil {
 		return agui, contexts, err
@@ -503,6 +557,8 @@ func (c Config) Context(ctx context.Context, events, rate int) (agui, contexts R
 	if err := ss.open("/api/v1/stream/contexts?types="+benchType, tok, "", rc); err != nil {
 		return agui, contexts, err
 	}
+	ss.describe(&agui)
+	ss.describe(&contexts)
 	all := func(int) int { return events }
 	start, took, err := c.deliver(ctx, []*receiver{ra, rc}, all, events, rate, func(int) string { return user })
 	if err != nil {

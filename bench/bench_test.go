@@ -2,17 +2,25 @@ package bench
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/bus"
+	"github.com/eventsd/eventsd/client"
 	"github.com/eventsd/eventsd/internal/testplane"
 	"github.com/eventsd/eventsd/sse"
 )
 
 // plane starts a plane in this process and returns the benchmark's view of it.
 func plane(t testing.TB) Config {
-	p := testplane.Start(t, sse.Config{})
+	return configOf(t, testplane.Start(t, sse.Config{}))
+}
+
+// configOf returns the benchmark's view of p, with a NATS connection of its own.
+func configOf(t testing.TB, p *testplane.Plane) Config {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	n, err := ConnectNATS(ctx, bus.Config{URL: p.NATSURL})
@@ -61,8 +69,73 @@ func TestScenarios(t *testing.T) {
 		t.Fatalf("churn: %+v, want no consumer left and a plain NATS figure", r)
 	}
 	r, err = c.Idle(ctx, 3, 100*time.Millisecond)
-	if err != nil || r.Conns != 3 {
-		t.Fatalf("idle: %+v, %v", r, err)
+	if err != nil || r.Conns != 3 || r.Proto != "HTTP/1.1" || r.TCPConns != 3 {
+		t.Fatalf("idle: %+v, %v; want 3 streams over HTTP/1.1, a connection each", r, err)
+	}
+}
+
+// h2Plane starts a plane in this process whose API a server of the test's own serves over
+// HTTP/2: h2c (and HTTP/1.1), or with overTLS HTTPS with ALPN, its certificate signed by a CA
+// made for the test. It returns the benchmark's view, its client trusting that CA.
+func h2Plane(t *testing.T, overTLS bool) Config {
+	t.Helper()
+	p := testplane.Start(t, sse.Config{})
+	c := configOf(t, p)
+	h, err := sse.NewHandler(sse.Config{Broker: p.Bus, Verifier: auth.NewVerifier(testplane.Secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if overTLS {
+		ca := testplane.NewCA(t)
+		c.Server = ca.Serve(t, h)
+		if c.HTTPClient, err = client.NewHTTPClient(client.TransportConfig{CAFile: ca.File(t)}); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		c.Server = testplane.ServeH2C(t, h)
+	}
+	t.Cleanup(h.Close) // runs first, as in testplane.StartWith
+	return c
+}
+
+// TestIdleHTTP2 opens idle streams over HTTP/2, h2c and over TLS: 20 streams take 4
+// connections, and the figures are those of Idle.
+func TestIdleHTTP2(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		overTLS bool
+		proto   string
+	}{{"h2c", false, "HTTP/2.0"}, {"TLS", true, "HTTP/2.0+TLS"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := h2Plane(t, tc.overTLS)
+			r, err := c.IdleHTTP2(context.Background(), 20, 4, 100*time.Millisecond)
+			if err != nil || r.Scenario != "idle/h2" || r.Conns != 20 || r.TCPConns != 4 || r.Proto != tc.proto {
+				t.Fatalf("IdleHTTP2(20 streams, 4 connections) = %+v, %v; want idle/h2, 20 streams over 4 %s connections", r, err, tc.proto)
+			}
+		})
+	}
+	c := plane(t) // HTTP/1.1 alone
+	c.Timeout = 10 * time.Second
+	if r, err := c.IdleHTTP2(context.Background(), 2, 1, 100*time.Millisecond); err == nil || !strings.Contains(err.Error(), "--h2c") {
+		t.Fatalf("IdleHTTP2 against a server without h2c = %+v, %v; want an error that asks for --h2c", r, err)
+	}
+}
+
+func TestCheckHTTP2(t *testing.T) {
+	for _, tc := range []struct {
+		streams, conns int
+		want           string // in the error; "" for none
+	}{
+		{10000, 100, ""},
+		{10000, 40, ""},
+		{10, 100, ""},
+		{10000, 39, "10000 streams over 39 HTTP/2 connections is 257 a connection, more than the 250 a server allows by default: want 40 connections or more"},
+		{1, 0, "0 HTTP/2 connections: want 1 or more"},
+	} {
+		err := CheckHTTP2(tc.streams, tc.conns)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("CheckHTTP2(%d, %d) = %v, want %q", tc.streams, tc.conns, err, tc.want)
+		}
 	}
 }
 

@@ -17,7 +17,7 @@ import (
 // processStats reads eventsd's resident memory and CPU seconds from its /metrics.
 func (c Config) processStats(ctx context.Context) (rss, cpu float64, err error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.client().Do(req)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -35,12 +35,30 @@ func (c Config) processStats(ctx context.Context) (rss, cpu float64, err error) 
 	return rss, cpu, s.Err()
 }
 
-// Idle opens conns idle connections, one user each, and reports what they cost eventsd: resident
-// memory per connection, and CPU while they idle for window. Then as many idle plain NATS
-// subscribers, each on a connection of its own: with eventsd's embedded NATS server, its
-// resident memory grows by what NATS alone needs per connection.
+// Idle opens conns idle streams over HTTP/1.1, a connection and a user each, and reports what
+// they cost eventsd: resident memory per stream, and CPU while they idle for window. Then as
+// many idle plain NATS subscribers, each on a connection of its own: with eventsd's embedded
+// NATS server, its resident memory grows by what NATS alone needs per connection.
 func (c Config) Idle(ctx context.Context, conns int, window time.Duration) (Result, error) {
-	res := Result{Scenario: "idle", Conns: conns}
+	return c.idle(ctx, Result{Scenario: "idle", Conns: conns}, 0, window)
+}
+
+// IdleHTTP2 is Idle with the streams over HTTP/2, spread evenly over conns connections (at most
+// as many as streams): over TLS, negotiated by ALPN, for an https:// server; else h2c, for an
+// eventsd run with --h2c. Its scenario is "idle/h2"; the figures per stream are measured as
+// Idle's. It refuses more than MaxStreamsPerConn streams a connection, and fails when the
+// server's limit on streams made the client open more connections than conns.
+func (c Config) IdleHTTP2(ctx context.Context, streams, conns int, window time.Duration) (Result, error) {
+	res := Result{Scenario: "idle/h2", Conns: streams}
+	if err := CheckHTTP2(streams, conns); err != nil {
+		return res, err
+	}
+	return c.idle(ctx, res, min(conns, streams), window)
+}
+
+// idle runs Idle for res.Conns streams, over HTTP/2 on h2conns connections when h2conns > 0.
+func (c Config) idle(ctx context.Context, res Result, h2conns int, window time.Duration) (Result, error) {
+	conns := res.Conns
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	rss0, _, err := c.processStats(ctx)
@@ -56,10 +74,18 @@ func (c Config) Idle(ctx context.Context, conns int, window time.Duration) (Resu
 		}
 		rs[i], toks[i] = newReceiver(1), tok
 	}
-	ss := c.streams(ctx)
+	ss := c.streams(ctx, h2conns)
 	defer ss.close()
 	if err := ss.openAgui(toks, rs); err != nil {
+		if h2conns > 0 && !strings.HasPrefix(c.Server, "https://") {
+			err = fmt.Errorf("%w (HTTP/2 over http:// is h2c: is eventsd run with --h2c?)", err)
+		}
 		return res, err
+	}
+	ss.describe(&res)
+	if h2conns > 0 && res.TCPConns != h2conns {
+		return res, fmt.Errorf("%d streams took %d HTTP/2 connections, not %d: does the server allow fewer than %d streams a connection?",
+			conns, res.TCPConns, h2conns, (conns+h2conns-1)/h2conns)
 	}
 	_, cpu0, err := c.processStats(ctx)
 	if err != nil {
@@ -77,23 +103,28 @@ func (c Config) Idle(ctx context.Context, conns int, window time.Duration) (Resu
 	res.RSSPerConnKiB = (rss1 - rss0) / float64(conns) / 1024
 	res.IdleCPU = (cpu1 - cpu0) / window.Seconds()
 	ss.close()
+	return res, c.idleNATS(ctx, &res, run, rss1)
+}
 
-	rss0 = rss1
-	for i := range conns {
+// idleNATS fills res's plain NATS figures: the resident memory res.Conns idle subscribers add
+// to eventsd's, from rss0.
+func (c Config) idleNATS(ctx context.Context, res *Result, run int64, rss0 float64) error {
+	for i := range res.Conns {
 		stop, err := c.NATS.coreSubscribe(fmt.Sprintf("bench.idle.%d.%d", run, i), func([]byte) {})
 		if err != nil {
-			return res, err
+			return err
 		}
 		defer stop()
 	}
-	if rss1, _, err = c.processStats(ctx); err != nil {
-		return res, err
+	rss1, _, err := c.processStats(ctx)
+	if err != nil {
+		return err
 	}
-	res.RawRSSPerConnKiB = (rss1 - rss0) / float64(conns) / 1024
+	res.RawRSSPerConnKiB = (rss1 - rss0) / float64(res.Conns) / 1024
 	if res.RawRSSPerConnKiB > 0 {
 		res.Ratio = res.RSSPerConnKiB / res.RawRSSPerConnKiB
 	}
-	return res, nil
+	return nil
 }
 
 // Churn connects and disconnects in parallel workers until d has passed: each cycle opens a
@@ -108,10 +139,12 @@ func (c Config) Churn(ctx context.Context, workers int, d time.Duration) (Result
 	if err != nil {
 		return res, err
 	}
+	hc := c.streamClient(false, nil)
+	defer hc.CloseIdleConnections()
 	lat, failed, secs := cycle(ctx, workers, d, func() error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+aguiPath, nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := hc.Do(req)
 		if err != nil {
 			return err
 		}

@@ -123,7 +123,9 @@ func (c Config) publishHTTP(ctx context.Context, n, rate int, user func(i int) s
 		return 0, err
 	}
 	window := c.window()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: window}}
+	t := c.transport()
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = window, window
+	client := &http.Client{Transport: t}
 	defer client.CloseIdleConnections()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

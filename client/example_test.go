@@ -75,3 +75,27 @@ func ExampleFollower() {
 	// event 3: {"n":3}
 	// enough at 2
 }
+
+// A follower of a server whose certificate a private CA signed: the client trusts that CA, and
+// speaks HTTP/2 when the server offers it. (No output: it needs such a server.)
+func ExampleNewHTTPClient() {
+	hc, err := client.NewHTTPClient(client.TransportConfig{CAFile: "/etc/eventsd/ca.pem"})
+	if err != nil {
+		fmt.Println(err) // e.g. client: no PEM certificate in CA file /etc/eventsd/ca.pem
+		return
+	}
+	f, err := client.NewFollower(client.FollowerConfig{
+		URL:        "https://events.internal:8443/api/v1/stream/agui",
+		Token:      "TOKEN",
+		HTTPClient: hc,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	err = f.Follow(context.Background(), func(fr client.Frame) error {
+		fmt.Printf("event %s: %s\n", fr.ID, fr.Data)
+		return nil
+	})
+	fmt.Println(err)
+}

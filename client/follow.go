@@ -40,8 +40,9 @@ type FollowerConfig struct {
 	Token string
 	// LastEventID, when set, resumes the stream after this event id.
 	LastEventID string
-	// HTTPClient sends the requests; default http.DefaultClient. Its Timeout must be zero: a
-	// client timeout would cut every stream.
+	// HTTPClient sends the requests; default http.DefaultClient. NewHTTPClient makes one for
+	// a server with a private CA or for h2c. Its Timeout must be zero: a client timeout would
+	// cut every stream.
 	HTTPClient *http.Client
 	// MaxLine bounds one line of the stream, in bytes; default DefaultMaxLine.
 	MaxLine int

@@ -99,8 +99,15 @@ func newApp(in io.Reader, stdout, stderr io.Writer) *cli.App {
 		EnableBashCompletion: true,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "file of 'name = value' lines giving defaults for any flag", EnvVars: env("config"), Value: defaultConfigPath()},
+			stringFlag("ca", "", "CA certificate file (PEM) that signed eventsd's certificate, for an https:// --server with a private CA"),
+			&cli.BoolFlag{Name: "h2c", Usage: "speak HTTP/2 without TLS to an http:// --server, an eventsd run with --h2c", EnvVars: env("h2c")},
 		},
-		Before: func(c *cli.Context) error { return loadConfig(c.String("config"), c.IsSet("config")) },
+		Before: func(c *cli.Context) error {
+			if err := loadConfig(c.String("config"), c.IsSet("config")); err != nil {
+				return err
+			}
+			return configGlobals(c, "ca", "h2c")
+		},
 		Commands: []*cli.Command{
 			tokenCommand(), subjectCommand(), publishCommand(s), tailCommand(s),
 			streamsCommand(), connectionsCommand(), benchCommand(), completionCommand(),
@@ -149,20 +156,43 @@ func loadConfig(path string, explicit bool) error {
 	return s.Err()
 }
 
+// configGlobals gives the global flags named the values the config file set: their
+// environment variables are read when the global flags are parsed, before the file is.
+func configGlobals(c *cli.Context, names ...string) error {
+	for _, name := range names {
+		if v, ok := os.LookupEnv(env(name)[0]); ok && !c.IsSet(name) {
+			if err := c.Set(name, v); err != nil {
+				return fmt.Errorf("config: %s = %q: %w", name, v, err)
+			}
+		}
+	}
+	return nil
+}
+
+// httpClient returns the client of every request to eventsd's HTTP API, as the global --ca
+// and --h2c say.
+func httpClient(c *cli.Context) (*http.Client, error) {
+	hc, err := client.NewHTTPClient(client.TransportConfig{CAFile: c.String("ca"), H2C: c.Bool("h2c")})
+	if err != nil {
+		return nil, fmt.Errorf("--ca: %w", err)
+	}
+	return hc, nil
+}
+
 // isTerminal reports whether w is a terminal.
 func isTerminal(w any) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// get sends an authenticated GET to eventsd and decodes the JSON answer into v.
-func get(ctx context.Context, server, token, path string, v any) error {
+// get sends an authenticated GET to eventsd with hc and decodes the JSON answer into v.
+func get(ctx context.Context, hc *http.Client, server, token, path string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(server, "/")+path, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("%w (is eventsd running at %s?)", err, server)
 	}

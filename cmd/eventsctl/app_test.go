@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -301,6 +302,9 @@ func TestBench(t *testing.T) {
 		{[]string{"--window", "0"}, "--window 0: want 1 or more"},
 		{[]string{"--rate", "-1"}, "--rate -1: want 0 or more"},
 		{[]string{"--timeout", "0s"}, "--timeout 0s: want a positive duration"},
+		{[]string{"--h2-conns", "0"}, "--h2-conns 0: want 1 or more"},
+		{[]string{"--http2"}, `--http2 is for the idle scenario: add idle to --scenario "fanout,users,replay,context"`},
+		{[]string{"--scenario", "idle", "--http2", "--conns", "1000", "--h2-conns", "3"}, "--conns 1000, --h2-conns 3: 1000 streams over 3 HTTP/2 connections is 334 a connection, more than the 250"},
 	} {
 		if out, err := ctl(t, append(base, bad.args...)...); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("eventsctl bench %v = %q, %v; want the error %q", bad.args, out, err, bad.want)
@@ -382,5 +386,116 @@ func TestNATSErrorsHidePasswords(t *testing.T) {
 	_, err := ctl(t, "streams", "--nats-url", "nats://eventsd:hunter2-secret@127.0.0.1:1")
 	if err == nil || strings.Contains(err.Error(), "hunter2-secret") {
 		t.Fatalf("eventsctl streams against a closed port: %v, want an error without the password", err)
+	}
+}
+
+// apiServers serve one handler of the plane's API over HTTPS (HTTP/2 by ALPN) and over h2c.
+type apiServers struct {
+	https, h2c string               // base URLs
+	ca         string               // the file of the CA that signed the HTTPS server's certificate
+	seen       testplane.SyncBuffer // the protocol of each request, a line each
+}
+
+// serveAPI starts apiServers on p's bus until the test ends.
+func serveAPI(t *testing.T, p *testplane.Plane) *apiServers {
+	t.Helper()
+	h, err := sse.NewHandler(sse.Config{Broker: p.Bus, Verifier: auth.NewVerifier(testplane.Secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &apiServers{}
+	seeing := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(&s.seen, r.Proto)
+		h.ServeHTTP(w, r)
+	})
+	ca := testplane.NewCA(t)
+	s.https, s.h2c, s.ca = ca.Serve(t, seeing), testplane.ServeH2C(t, seeing), ca.File(t)
+	t.Cleanup(h.Close) // runs first, as in testplane.StartWith
+	return s
+}
+
+// TestHTTPSAndH2C: with --ca eventsctl publishes, tails and benchmarks over HTTPS, HTTP/2
+// negotiated; with --h2c it speaks HTTP/2 without TLS; without the server's CA, or with a
+// --ca that holds none, it sends nothing and says why.
+func TestHTTPSAndH2C(t *testing.T) {
+	p := testplane.Start(t, sse.Config{})
+	api := serveAPI(t, p)
+	tok := testplane.Token(t, "alice")
+	notPEM := filepath.Join(t.TempDir(), "ca.txt")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	config := filepath.Join(t.TempDir(), "config")
+	if err := os.WriteFile(config, []byte("ca = "+api.ca+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("EVENTSCTL_CA", "") // restored when the test ends: the config file sets it for the process
+	os.Unsetenv("EVENTSCTL_CA")
+
+	publish := []string{"publish", "--token", tok, "--channel", "agui", "--user", "alice", "--type", "RUN_STARTED", "--data", `{"threadId":"t","runId":"r"}`}
+	stored := uint64(0)
+	for _, tc := range []struct {
+		name   string
+		global []string
+		server string
+		want   string // in the error; "" for success over HTTP/2
+	}{
+		{"https, --ca", []string{"--ca", api.ca}, api.https, ""},
+		{"h2c", []string{"--h2c"}, api.h2c, ""},
+		{"https, no --ca", nil, api.https, "certificate signed by unknown authority"},
+		{"https, --ca of another CA", []string{"--ca", testplane.NewCA(t).File(t)}, api.https, "certificate signed by unknown authority"},
+		{"--ca without a certificate", []string{"--ca", notPEM}, api.https, "--ca: client: no PEM certificate in CA file " + notPEM},
+		{"--ca missing", []string{"--ca", missing}, api.https, "--ca: client: CA file: open " + missing},
+		{"https, ca from the config file", []string{"--config", config}, api.https, ""}, // last: it sets EVENTSCTL_CA
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := api.seen.String()
+			out, err := ctl(t, slices.Concat(tc.global, publish, []string{"--server", tc.server})...)
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) || api.seen.String() != before {
+					t.Fatalf("publish = %q, %v; want an error with %q, nothing sent", out, err, tc.want)
+				}
+				return
+			}
+			stored++
+			if err != nil || out != fmt.Sprintf("%d\n", stored) || api.seen.String() != before+"HTTP/2.0\n" {
+				t.Fatalf("publish = %q, %v, over %q; want sequence %d over HTTP/2.0", out, err, strings.TrimPrefix(api.seen.String(), before), stored)
+			}
+		})
+	}
+	if n := p.Msgs(t, routing.StreamAGUI); n != stored {
+		t.Fatalf("AGUI holds %d events, want %d", n, stored)
+	}
+	testTailHTTPS(t, api, tok)
+	out, err := ctl(t, "--ca", api.ca, "bench", "--server", api.https, "--nats-url", p.NATSURL, "--secret", string(testplane.Secret), "--scenario", "replay", "--events", "5", "--json")
+	if err != nil || !strings.Contains(out, `"proto":"HTTP/1.1+TLS","tcp_conns":1`) {
+		t.Fatalf("bench replay over HTTPS = %q, %v; want its stream over HTTP/1.1 and TLS", out, err)
+	}
+}
+
+// testTailHTTPS tails alice's agui stream over HTTPS from an hour ago, and while it is open
+// counts her connections over h2c.
+func testTailHTTPS(t *testing.T, api *apiServers, tok string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- newApp(strings.NewReader(""), pw, io.Discard).RunContext(ctx, []string{"eventsctl", "--ca", api.ca, "tail", "--server", api.https, "--token", tok, "--channel", "agui", "--since", "1h", "--json"})
+		pw.Close()
+	}()
+	lines := bufio.NewScanner(pr)
+	if !lines.Scan() || !strings.Contains(lines.Text(), `"threadId":"t","runId":"r"}`) {
+		t.Fatalf("tail over HTTPS printed %q, want the event published", lines.Text())
+	}
+	if out, err := ctl(t, "--h2c", "connections", "--server", api.h2c, "--token", tok); err != nil || out != "alice\t1\n" {
+		t.Errorf("connections over h2c = %q, %v; want alice's tail", out, err)
+	}
+	cancel()
+	go io.Copy(io.Discard, pr) // the events after the first: the tail may be writing one
+	if err := <-done; err != nil {
+		t.Fatalf("tail ended with %v", err)
 	}
 }

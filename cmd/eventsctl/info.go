@@ -130,7 +130,12 @@ func connectionsCommand() *cli.Command {
 				User  string         `json:"user"`
 				Count int            `json:"count"`
 			}
-			if err := get(c.Context, c.String("server"), c.String("token"), "/api/v1/connections", &ans); err != nil {
+			hc, err := httpClient(c)
+			if err != nil {
+				return err
+			}
+			defer hc.CloseIdleConnections()
+			if err := get(c.Context, hc, c.String("server"), c.String("token"), "/api/v1/connections", &ans); err != nil {
 				return err
 			}
 			if ans.Total == nil {

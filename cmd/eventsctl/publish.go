@@ -66,10 +66,14 @@ func newSender(c *cli.Context, ch routing.Channel) (sender, func(), error) {
 		if token == "" {
 			return nil, nil, fmt.Errorf("--server needs --token (mint one with 'eventsctl token --user %s')", user)
 		}
+		hc, err := httpClient(c)
+		if err != nil {
+			return nil, nil, err
+		}
 		u := strings.TrimRight(server, "/") + "/api/v1/events/" + string(ch) + "?user=" + url.QueryEscape(user)
 		return func(ctx context.Context, ev *event.Raw) (uint64, error) {
-			return publishHTTP(ctx, u, token, ev.Encode())
-		}, func() {}, nil
+			return publishHTTP(ctx, hc, u, token, ev.Encode())
+		}, hc.CloseIdleConnections, nil
 	}
 	cfg, err := natsConfig(c, "eventsctl")
 	if err != nil {
@@ -143,14 +147,15 @@ func publishLines(c *cli.Context, s stdio, send sender, ch routing.Channel) erro
 	return nil
 }
 
-func publishHTTP(ctx context.Context, u, token string, body []byte) (uint64, error) {
+// publishHTTP posts one event to the ingress URL u with hc and returns its sequence.
+func publishHTTP(ctx context.Context, hc *http.Client, u, token string, body []byte) (uint64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, err
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -40,7 +41,13 @@ func tailCommand(s stdio) *cli.Command {
 			if since := c.Duration("since"); since < 0 {
 				return fmt.Errorf("--since %s: want a duration of 0 or more (how long ago)", since)
 			}
+			hc, err := httpClient(c)
+			if err != nil {
+				return err
+			}
+			defer hc.CloseIdleConnections()
 			t := tailer{
+				hc:     hc,
 				url:    streamURL(c.String("server"), ch, c.String("types"), c.Duration("since"), c.Bool("all-users")),
 				token:  c.String("token"),
 				lastID: c.String("last-event-id"),
@@ -76,13 +83,14 @@ func streamURL(server string, ch routing.Channel, types string, since time.Durat
 
 // tailer follows one stream across reconnects.
 type tailer struct {
+	hc                 *http.Client
 	url, token, lastID string
 	out, log           io.Writer
 	json, color        bool
 }
 
 func (t *tailer) run(ctx context.Context) error {
-	f, err := client.NewFollower(client.FollowerConfig{URL: t.url, Token: t.token, LastEventID: t.lastID, OnRetry: t.retrying})
+	f, err := client.NewFollower(client.FollowerConfig{URL: t.url, Token: t.token, LastEventID: t.lastID, HTTPClient: t.hc, OnRetry: t.retrying})
 	if err != nil {
 		return err
 	}

@@ -5,12 +5,15 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -122,4 +125,33 @@ func writeFile(t testing.TB, name string, b []byte) {
 	if err := os.WriteFile(name, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Serve serves h over HTTPS on loopback until the test ends, with HTTP/2 offered by ALPN and a
+// certificate the CA issues for 127.0.0.1, and returns its base URL.
+func (ca *CA) Serve(t testing.TB, h http.Handler) string {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(ca.Issue(t, "127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(h)
+	ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+// ServeH2C serves h over HTTP/1.1 and HTTP/2 without TLS (h2c) on loopback until the test
+// ends, and returns its base URL.
+func ServeH2C(t testing.TB, h http.Handler) string {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(h)
+	ts.Config.Protocols = new(http.Protocols)
+	ts.Config.Protocols.SetHTTP1(true)
+	ts.Config.Protocols.SetUnencryptedHTTP2(true)
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return ts.URL
 }
