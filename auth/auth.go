@@ -106,18 +106,34 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 }
 
 // VerifyRequest verifies the token of r: the Authorization Bearer header, else the access_token
-// cookie.
+// cookie. A browser may send two such cookies (the console's own, and the partitioned one of
+// POST /api/v1/session): the first that verifies counts, so that an expired one does not hide a
+// good one; with none that verifies, the first one's error is returned.
 func (v *Verifier) VerifyRequest(r *http.Request) (Identity, error) {
 	token, err := BearerToken(r)
-	if errors.Is(err, ErrNoToken) {
-		if c, cerr := r.Cookie(CookieName); cerr == nil && c.Value != "" {
-			token, err = c.Value, nil
-		}
+	if err == nil {
+		return v.Verify(token)
 	}
-	if err != nil {
+	if !errors.Is(err, ErrNoToken) {
 		return Identity{}, err
 	}
-	return v.Verify(token)
+	var first error
+	for _, c := range r.CookiesNamed(CookieName) {
+		if c.Value == "" {
+			continue
+		}
+		id, err := v.Verify(c.Value)
+		if err == nil {
+			return id, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	if first == nil {
+		first = ErrNoToken
+	}
+	return Identity{}, first
 }
 
 // BearerToken returns the token of r's Authorization header, unverified: ErrNoToken without

@@ -136,3 +136,35 @@ func TestVerifyRequest(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyRequestTwoCookies: a browser that holds the console's cookie and the partitioned
+// session cookie sends both, oldest first; the first that verifies counts.
+func TestVerifyRequestTwoCookies(t *testing.T) {
+	expired := sign(fmt.Sprintf(`{"sub":"admin","exp":%d}`, time.Now().Add(-time.Hour).Unix()))
+	alice, err := auth.Mint(secret, "alice", nil, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		cookies []string
+		user    string
+		err     error
+	}{
+		{"an expired one before a good one", []string{expired, alice}, "alice", nil},
+		{"a good one before an expired one", []string{alice, expired}, "alice", nil},
+		{"only expired ones", []string{expired, expired}, "", auth.ErrInvalidToken},
+		{"garbage, then a good one", []string{"x.y.z", alice}, "alice", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			for _, c := range tc.cookies {
+				r.AddCookie(&http.Cookie{Name: auth.CookieName, Value: c})
+			}
+			id, err := auth.NewVerifier(secret).VerifyRequest(r)
+			if !errors.Is(err, tc.err) || id.User != tc.user {
+				t.Errorf("VerifyRequest = %q, %v; want %q, %v", id.User, err, tc.user, tc.err)
+			}
+		})
+	}
+}

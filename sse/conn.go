@@ -113,27 +113,13 @@ func (s *stream) serve(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	// Held: this goroutine stays, and runs the writer whenever it is woken.
+	// Held: this goroutine stays, runs the writer whenever it is woken, and sees the client
+	// leave (its request's context ends), with no goroutine or callback of its own.
 	w.WriteHeader(http.StatusOK)
-	hw := &heldWriter{w: w, rc: http.NewResponseController(w), done: make(chan struct{})}
+	hw := &heldWriter{w: w, rc: http.NewResponseController(w), done: make(chan struct{}), left: r.Context().Done()}
 	s.out, s.kick = hw, make(chan struct{}, 1)
-	var leave func() bool
-	opened := s.open(func(wg *sync.WaitGroup) {
-		wg.Add(2) // this goroutine, which writes to w, and the watcher while it waits
-		leave = context.AfterFunc(r.Context(), func() {
-			defer wg.Done()
-			if hw.cutOff() {
-				s.close("write", os.ErrDeadlineExceeded)
-				return
-			}
-			s.close("client", nil)
-		})
-	})
-	if opened {
-		s.hold(hw.done)
-		if leave() {
-			s.h.streamsWG.Done() // the watcher never ran
-		}
+	if s.open(func(wg *sync.WaitGroup) { wg.Add(1) }) { // this goroutine, which writes to w
+		s.hold(hw)
 		s.h.streamsWG.Done()
 	}
 }
@@ -150,7 +136,7 @@ func (s *stream) open(watch func(*sync.WaitGroup)) bool {
 	s.beat = time.AfterFunc(s.h.cfg.Heartbeat, s.heartbeat)
 	s.mu.Unlock()
 	if err != nil {
-		s.close("write", err)
+		s.failed(err)
 		return false
 	}
 	if !s.h.track(s, watch) {
@@ -162,18 +148,21 @@ func (s *stream) open(watch func(*sync.WaitGroup)) bool {
 }
 
 // hold runs a held stream's writer on the handler goroutine whenever it is woken, until the
-// stream closes.
-func (s *stream) hold(done <-chan struct{}) {
+// stream closes or its client leaves.
+func (s *stream) hold(hw *heldWriter) {
 	for {
 		select {
-		case <-done: // closed, with a write due as well: close wins
+		case <-hw.done: // closed, with a write due as well: close wins
 			return
 		default:
 		}
 		select {
 		case <-s.kick:
 			s.write()
-		case <-done:
+		case <-hw.left:
+			s.close(hw.why(nil))
+			return
+		case <-hw.done:
 			return
 		}
 	}
@@ -236,7 +225,7 @@ func (s *stream) write() {
 		wrote := n > 0 || beat
 		switch {
 		case err != nil:
-			s.close("write", err)
+			s.failed(err)
 			return
 		case !more:
 			if !s.restart() {
@@ -370,7 +359,7 @@ func (s *stream) reopen() bool {
 		err = s.flush()
 	}
 	if err != nil {
-		s.close("write", err)
+		s.failed(err)
 		return false
 	}
 	f.Notify(s.wake)
@@ -391,6 +380,16 @@ func (s *stream) send(b []byte) error {
 	}
 	_, err := s.out.Write(b)
 	return err
+}
+
+// failed closes the stream after a write failed with err; on a held stream, a write fails too
+// when its client leaves, which is then the reason.
+func (s *stream) failed(err error) {
+	if hw, ok := s.out.(*heldWriter); ok {
+		s.close(hw.why(err))
+		return
+	}
+	s.close("write", err)
 }
 
 // close ends the stream once: the connection, the heartbeat, the feed (and its consumer).
@@ -416,30 +415,43 @@ func (s *stream) close(reason string, err error) {
 	s.h.finish(s.sub, s.start, int(s.sent.Load()), reason, err)
 }
 
+// clockStart is what heldWriter measures time from.
+var clockStart = time.Now()
+
 // heldWriter is the response of a handler that stays for its stream's life, where net/http
 // cannot let go of the connection (HTTP/2). Every write is flushed.
 type heldWriter struct {
 	w    http.ResponseWriter
 	rc   *http.ResponseController
-	done chan struct{} // closed by Close: the handler returns, which ends the response
-	// due is the deadline of the write under way, in Unix nanoseconds; 0 between writes.
+	done chan struct{}   // closed by Close: the handler returns, which ends the response
+	left <-chan struct{} // closed when the request ends: the client left, or net/http reset it
+	// due is the deadline of the write under way, as time since clockStart (a monotonic
+	// reading, as net/http's timer has); 0 between writes.
 	due atomic.Int64
 }
 
 func (hw *heldWriter) SetWriteDeadline(t time.Time) error {
-	due := int64(0)
+	due := time.Duration(0)
 	if !t.IsZero() {
-		due = t.UnixNano()
+		due = t.Sub(clockStart)
 	}
-	hw.due.Store(due)
+	hw.due.Store(int64(due))
 	return hw.rc.SetWriteDeadline(t)
 }
 
-// cutOff reports whether a write has taken longer than its deadline: net/http then resets the
-// stream, which ends the request as a client leaving would.
-func (hw *heldWriter) cutOff() bool {
-	due := hw.due.Load()
-	return due != 0 && time.Now().UnixNano() >= due
+// why gives the reason a held stream ends for, when its request has ended or a write has
+// failed with err: a write past its deadline (net/http then resets the stream, which ends the
+// request as a client leaving would), else the client leaving, else the write.
+func (hw *heldWriter) why(err error) (string, error) {
+	if due := time.Duration(hw.due.Load()); due != 0 && time.Since(clockStart) >= due {
+		return "write", os.ErrDeadlineExceeded
+	}
+	select {
+	case <-hw.left:
+		return "client", nil
+	default:
+		return "write", err
+	}
 }
 
 func (hw *heldWriter) Write(b []byte) (int, error) {

@@ -24,6 +24,13 @@ const anyOrigin = "*"
 // corsMaxAge is how long, in seconds, a browser may keep a preflight's answer.
 const corsMaxAge = 600
 
+// CheckCORSOrigins reports the first entry of a Config.CORSOrigins list that NewHandler would
+// refuse, in an error that wraps ErrInvalidOrigin and names it.
+func CheckCORSOrigins(origins []string) error {
+	_, err := corsOrigins(origins)
+	return err
+}
+
 // corsOrigins checks a CORSOrigins list and returns it as browsers write the Origin header,
 // which is compared byte for byte: scheme and host in lower case, no default port.
 func corsOrigins(list []string) ([]string, error) {
@@ -104,7 +111,7 @@ func originHost(host string) (string, error) {
 	return host, nil
 }
 
-// corsHandler answers cross-origin requests for origins, a list that corsOrigins returned: "*"
+// corsHandler answers cross-origin requests to the API (paths under /api/) for origins, a list that corsOrigins returned: "*"
 // lets any origin in without credentials (cookies); listed origins are let in, with
 // credentials, only when a request's Origin is one of them exactly. Headers go on every answer,
 // errors included; a preflight is answered here, 204, and goes no further (to auth, for one).
@@ -134,13 +141,20 @@ func corsHandler(origins []string) func(http.Handler) http.Handler {
 	}
 	c := cors.New(opts)
 	return func(next http.Handler) http.Handler {
-		return c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		api := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if isPreflight(r) {
 				w.WriteHeader(http.StatusNoContent)
 				return
 			}
 			next.ServeHTTP(w, r)
 		}))
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasPrefix(r.URL.Path, "/api/") { // the console, health and metrics stay same-origin
+				next.ServeHTTP(w, r)
+				return
+			}
+			api.ServeHTTP(w, r)
+		})
 	}
 }
 
@@ -180,7 +194,7 @@ func (h *Handler) foreignCookie(r *http.Request) (string, bool) {
 		return "", false
 	}
 	if origin == "" {
-		origin = "another site"
+		origin = "a request with Sec-Fetch-Site: " + r.Header.Get("Sec-Fetch-Site")
 	}
 	return origin, true
 }

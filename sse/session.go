@@ -34,12 +34,16 @@ func (h *Handler) createSession(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"user": id.User, "expires": id.Expires.UTC().Format(time.RFC3339)})
 }
 
-// deleteSession serves DELETE /api/v1/session: it clears the access_token cookie. It needs no
-// token: clearing a cookie grants nothing.
+// deleteSession serves DELETE /api/v1/session: it clears the access_token cookie, the
+// partitioned one this endpoint sets and an unpartitioned one (the console's, which the same
+// site's pages send too). It needs no token: clearing a cookie grants nothing.
 func (h *Handler) deleteSession(w http.ResponseWriter, _ *http.Request) {
-	c := sessionCookie("", time.Unix(0, 0))
-	c.MaxAge = -1 // Max-Age=0: gone now
-	http.SetCookie(w, c)
+	for _, partitioned := range []bool{true, false} {
+		c := sessionCookie("", time.Unix(0, 0))
+		c.MaxAge = -1 // Max-Age=0: gone now
+		c.Partitioned = partitioned
+		http.SetCookie(w, c)
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 }

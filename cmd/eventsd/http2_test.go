@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -402,4 +403,69 @@ func TestHTTP2SlowClientCut(t *testing.T) {
 			t.Fatal("the stream cut off ended as if complete, want it reset")
 		}
 	})
+}
+
+// TestHTTP2ClientStopsReading: a client that stops reading its connection altogether (not one
+// stream's window: the socket) lets the connection's buffers fill, where a stream's write
+// deadline cannot reset the stream; the connection is closed once it takes no byte for
+// --write-timeout, its streams with it, and a shutdown does not wait for them.
+func TestHTTP2ClientStopsReading(t *testing.T) {
+	forH2Modes(t, func(t *testing.T, m h2Mode) {
+		p := startH2(t, m, func(c *config) { c.writeTimeout, c.ingressRate = 200*time.Millisecond, 0 })
+		stall := make(chan struct{})
+		// Windows far larger than the socket buffers: flow control never stops eventsd.
+		const window = 256 << 20
+		slow := p.client(t, false, &http.HTTP2Config{MaxReceiveBufferPerStream: window, MaxReceiveBufferPerConnection: window})
+		slow.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &stallConn{Conn: c, stall: stall, closed: make(chan struct{})}, nil
+		}
+		p.request(t, context.Background(), slow, routing.AGUI, "")
+		close(stall)
+		c := p.client(t, false, nil)
+		big := strings.Repeat("x", 64<<10)
+		steps := make([]string, 300) // 19 MiB, more than loopback's socket buffers hold
+		for i := range steps {
+			steps[i] = fmt.Sprintf("%d %s", i, big)
+		}
+		p.publish(t, c, steps...)
+		eventually(t, "the stream of a client that reads nothing is cut off", func() bool { return p.streams(t, c) == 0 })
+		shut := make(chan error, 1)
+		go func() { shut <- p.shutdown() }()
+		select {
+		case err := <-shut:
+			if err != nil {
+				t.Fatalf("shutdown: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("shutdown has not returned after 30 s")
+		}
+	})
+}
+
+// stallConn is a client's connection that stops reading once stall is closed, as a client
+// whose process hangs would; it reads again only to learn that it was closed.
+type stallConn struct {
+	net.Conn
+	stall  chan struct{}
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (c *stallConn) Read(b []byte) (int, error) {
+	select {
+	case <-c.stall:
+		<-c.closed
+		return 0, net.ErrClosed
+	default:
+		return c.Conn.Read(b)
+	}
+}
+
+func (c *stallConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
 }

@@ -142,6 +142,9 @@ func (c config) check() error {
 			return fmt.Errorf("--%s %v: want %s", r.flag, r.value, r.want)
 		}
 	}
+	if err := sse.CheckCORSOrigins(c.corsOrigins); err != nil {
+		return fmt.Errorf("--cors-origins: %w", err)
+	}
 	return nil
 }
 
@@ -241,14 +244,11 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 		IngressBurst:    c.ingressBurst,
 		CORSOrigins:     c.corsOrigins,
 	})
-	if errors.Is(err, sse.ErrInvalidOrigin) {
-		return nil, fmt.Errorf("--cors-origins: %w", err)
-	}
 	if err != nil {
 		return nil, err
 	}
 	d.handler.Router().Handle("/metrics", m.Handler())
-	if err := d.serve(ctx, c.listen, c.h2c); err != nil {
+	if err := d.serve(ctx, c.listen, c.h2c, c.writeTimeout); err != nil {
 		return nil, err
 	}
 	d.announce(c, stdout)
@@ -337,7 +337,7 @@ func (d *daemon) ensureStreams(ctx context.Context, maxBytes int64) error {
 
 // serve listens on addr and serves the handler until shutdown: HTTPS with HTTP/2 (by ALPN)
 // when there is a certificate, else HTTP/1.1, with HTTP/2 by prior knowledge too when h2c.
-func (d *daemon) serve(ctx context.Context, addr string, h2c bool) error {
+func (d *daemon) serve(ctx context.Context, addr string, h2c bool, writeTimeout time.Duration) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -351,6 +351,10 @@ func (d *daemon) serve(ctx context.Context, addr string, h2c bool) error {
 	d.srv = &http.Server{
 		Handler:           d.handler,
 		Protocols:         &protocols,
+		// A stream's write deadline only queues its reset: a client that stops reading its
+		// connection would hold every stream on it, and a shutdown waiting for them, for ever.
+		// A connection that takes no byte for this long is closed, its streams with it.
+		HTTP2: &http.HTTP2Config{WriteByteTimeout: writeTimeout},
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -370,7 +374,7 @@ func (d *daemon) serve(ctx context.Context, addr string, h2c bool) error {
 // announce prints where eventsd serves and, when it generated the JWT secret, how to mint a
 // token.
 func (d *daemon) announce(c config, stdout io.Writer) {
-	fmt.Fprintf(stdout, "eventsd: HTTP on %s\n", d.httpURL)
+	fmt.Fprintf(stdout, "eventsd: %s on %s\n", strings.ToUpper(strings.SplitN(d.httpURL, ":", 2)[0]), d.httpURL)
 	if d.nats != nil {
 		fmt.Fprintf(stdout, "eventsd: embedded NATS on %s (store %s)\n", d.natsURL, filepath.Join(c.dataDir, "jetstream"))
 	} else {

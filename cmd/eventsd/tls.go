@@ -50,6 +50,11 @@ func (c *certFiles) load() (*tls.Certificate, error) {
 		}
 		return nil, fmt.Errorf("--tls-key %s: %w", c.keyFile, err)
 	}
+	if cert.Leaf == nil { // left out under GODEBUG=x509keypairleaf=0
+		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("--tls-cert %s: %w", c.certFile, err)
+		}
+	}
 	c.current.Store(&cert)
 	return &cert, nil
 }

@@ -175,6 +175,9 @@ func runInProcess(t *testing.T, args ...string) (url string, log *testplane.Sync
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
 	url, ok := strings.CutPrefix(lines.Text(), "eventsd: HTTP on ")
 	if !ok {
+		url, ok = strings.CutPrefix(lines.Text(), "eventsd: HTTPS on ")
+	}
+	if !ok {
 		t.Fatalf("eventsd printed %q first, want its HTTP address", lines.Text())
 	}
 	return url, log
@@ -287,9 +290,14 @@ func TestCORSOriginsFlag(t *testing.T) {
 		t.Errorf("EVENTSD_CORS_ORIGINS: %q, want %q", got, want)
 	}
 
-	err := run(context.Background(), []string{"eventsd", "--data-dir", t.TempDir(), "--nats-listen", "0", "--listen", "127.0.0.1:0",
+	// Refused before anything starts: no NATS to wait for, nothing in the data directory.
+	dir := t.TempDir()
+	err := run(context.Background(), []string{"eventsd", "--data-dir", dir, "--nats-url", "nats://127.0.0.1:1", "--listen", "127.0.0.1:0",
 		"--log-level", "error", "--cors-origins", "ftp://files.example.com"}, io.Discard, io.Discard)
 	if err == nil || !strings.HasPrefix(err.Error(), "--cors-origins: sse: invalid CORS origin \"ftp://files.example.com\"") {
 		t.Fatalf("--cors-origins ftp://files.example.com: %v, want it refused, naming the flag", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		t.Fatalf("data directory holds %d entries after a refused start, want none", len(entries))
 	}
 }
