@@ -6,51 +6,166 @@ import (
 	"github.com/eventsd/eventsd/routing"
 )
 
-// The AG-UI events, as the AG-UI protocol defines them (the npm package @ag-ui/core holds the
-// authoritative schemas). Timestamp is milliseconds since the Unix epoch.
+// The AG-UI events, as @ag-ui/core 1.0.0 defines them: one type per member of its EventType
+// enum, with the fields of its schemas (TestAGUITypesMatchCore and TestAGUIFieldsMatchCore hold
+// the two together). Timestamp is milliseconds since the Unix epoch. Optional fields are left out
+// when empty and are never null, as the protocol wants; a Go producer that means JSON null in a
+// field of any JSON value (a custom value, a state snapshot) writes json.RawMessage("null").
 
-// AGUIExtras are the fields any AG-UI event may carry.
+// AGUIExtras are the fields every AG-UI event may carry.
 type AGUIExtras struct {
-	RawEvent      json.RawMessage `json:"rawEvent,omitempty"`
-	Metadata      json.RawMessage `json:"metadata,omitempty" kind:"object"`
-	SubagentRunID string          `json:"subagentRunId,omitempty"`
+	RawEvent json.RawMessage `json:"rawEvent,omitempty" kind:"value"`
+	Metadata json.RawMessage `json:"metadata,omitempty" kind:"object"`
 }
 
-// PatchOperation is one RFC 6902 JSON Patch operation.
+// Attributable are AGUIExtras and SubagentRunID, the subagent run whose work an event is part of.
+// Every AG-UI event embeds them but the run-scoped ones (RUN_STARTED, RUN_FINISHED, RUN_ERROR,
+// MESSAGES_SNAPSHOT), which belong to no one subagent, and the SUBAGENT_* events, which carry
+// their subagent run as a field of their own.
+type Attributable struct {
+	AGUIExtras
+	SubagentRunID string `json:"subagentRunId,omitempty"`
+}
+
+// PatchOperation is one RFC 6902 JSON Patch operation. Path and From are JSON Pointers
+// (RFC 6901); From belongs to move and copy, Value to add, replace and test (nil is written as
+// null there).
 type PatchOperation struct {
 	Op    string          `json:"op" enum:"add,remove,replace,move,copy,test"`
-	Path  string          `json:"path"`
-	From  string          `json:"from,omitempty"`
-	Value json.RawMessage `json:"value,omitempty"`
+	Path  string          `json:"path" kind:"pointer"`
+	From  string          `json:"from,omitempty" kind:"pointer" required:"op=move,copy"`
+	Value json.RawMessage `json:"value,omitempty" required:"op=add,replace,test"`
+}
+
+// MarshalJSON writes the fields of the operation's op, and only those: an empty From (the whole
+// document) is still written for copy, and a nil Value as null.
+func (p PatchOperation) MarshalJSON() ([]byte, error) {
+	w := struct {
+		Op    string           `json:"op"`
+		Path  string           `json:"path"`
+		From  *string          `json:"from,omitempty"`
+		Value *json.RawMessage `json:"value,omitempty"`
+	}{Op: p.Op, Path: p.Path}
+	switch p.Op {
+	case "move", "copy":
+		w.From = &p.From
+	case "add", "replace", "test":
+		v := p.Value
+		if v == nil {
+			v = json.RawMessage("null")
+		}
+		w.Value = &v
+	}
+	return json.Marshal(w)
+}
+
+// TokenUsage counts the tokens of one provider and model. InputTokens and OutputTokens are
+// totals; ReasoningTokens, CachedInputTokens and CacheWriteInputTokens are parts of them;
+// TotalTokens is the two totals summed.
+type TokenUsage struct {
+	Provider              string `json:"provider,omitempty"`
+	Model                 string `json:"model,omitempty"`
+	InputTokens           *int64 `json:"inputTokens,omitempty" min:"0"`
+	OutputTokens          *int64 `json:"outputTokens,omitempty" min:"0"`
+	TotalTokens           *int64 `json:"totalTokens,omitempty" min:"0"`
+	ReasoningTokens       *int64 `json:"reasoningTokens,omitempty" min:"0"`
+	CachedInputTokens     *int64 `json:"cachedInputTokens,omitempty" min:"0"`
+	CacheWriteInputTokens *int64 `json:"cacheWriteInputTokens,omitempty" min:"0"`
+}
+
+// Interrupt is something a run needs from outside before it can continue, such as an approval.
+type Interrupt struct {
+	SubagentRunID  string          `json:"subagentRunId,omitempty"`
+	ID             string          `json:"id"`
+	Reason         string          `json:"reason"`
+	Message        string          `json:"message,omitempty"`
+	ToolCallID     string          `json:"toolCallId,omitempty"`
+	ResponseSchema json.RawMessage `json:"responseSchema,omitempty" kind:"object"`
+	ExpiresAt      string          `json:"expiresAt,omitempty"`
+	Metadata       json.RawMessage `json:"metadata,omitempty" kind:"object"`
+}
+
+// RunOutcome is why a run ended: "success" (the same as no outcome; PendingToolCallIDs names
+// the frontend tool calls left to answer), "interrupt" (paused on Interrupts, at least one) or
+// "cancelled".
+type RunOutcome struct {
+	Type               string      `json:"type" enum:"success,interrupt,cancelled"`
+	PendingToolCallIDs []string    `json:"pendingToolCallIds,omitempty" variant:"type=success"`
+	Interrupts         []Interrupt `json:"interrupts,omitempty" required:"type=interrupt" min:"1"`
+}
+
+// SubagentOutcome is why a subagent's part of a run ended: "success" (the same as no outcome)
+// or "suspended" (awaiting the answers to InterruptIDs).
+type SubagentOutcome struct {
+	Type         string   `json:"type" enum:"success,suspended"`
+	InterruptIDs []string `json:"interruptIds,omitempty" variant:"type=suspended"`
+}
+
+// Tool is a tool the agent may call.
+type Tool struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	Parameters  json.RawMessage `json:"parameters,omitempty" kind:"value"`
+	Metadata    json.RawMessage `json:"metadata,omitempty" kind:"object"`
+}
+
+// InputContext is a named piece of ambient information given to the agent for a run.
+type InputContext struct {
+	Description string `json:"description"`
+	Value       string `json:"value"`
+}
+
+// ResumeEntry answers one interrupt, on the run that continues from it.
+type ResumeEntry struct {
+	InterruptID string          `json:"interruptId"`
+	Status      string          `json:"status" enum:"resolved,cancelled"`
+	Payload     json.RawMessage `json:"payload,omitempty" kind:"value"`
+	Metadata    json.RawMessage `json:"metadata,omitempty" kind:"object"`
+}
+
+// RunAgentInput is a request to run an agent, echoed back in RUN_STARTED. Messages are the
+// conversation's messages as AG-UI objects; State is any JSON value (null reads as none).
+type RunAgentInput struct {
+	ThreadID        string            `json:"threadId"`
+	RunID           string            `json:"runId"`
+	ProtocolVersion string            `json:"protocolVersion,omitempty"`
+	ParentRunID     string            `json:"parentRunId,omitempty"`
+	State           json.RawMessage   `json:"state,omitempty"`
+	Messages        []json.RawMessage `json:"messages" kind:"object"`
+	Tools           []Tool            `json:"tools,omitempty"`
+	Context         []InputContext    `json:"context,omitempty"`
+	ForwardedProps  json.RawMessage   `json:"forwardedProps,omitempty" kind:"value"`
+	Resume          []ResumeEntry     `json:"resume,omitempty"`
 }
 
 // RunStarted (RUN_STARTED) opens a run of an agent on a thread.
 type RunStarted struct {
-	Timestamp       int64           `json:"timestamp"`
-	ThreadID        string          `json:"threadId"`
-	RunID           string          `json:"runId"`
-	ParentRunID     string          `json:"parentRunId,omitempty"`
-	ProtocolVersion string          `json:"protocolVersion,omitempty"`
-	Input           json.RawMessage `json:"input,omitempty" kind:"object"`
+	Timestamp       int64          `json:"timestamp"`
+	ThreadID        string         `json:"threadId"`
+	RunID           string         `json:"runId"`
+	ProtocolVersion string         `json:"protocolVersion,omitempty"`
+	ParentRunID     string         `json:"parentRunId,omitempty"`
+	Input           *RunAgentInput `json:"input,omitempty"`
 	AGUIExtras
 }
 
-// RunFinished (RUN_FINISHED) closes a run.
+// RunFinished (RUN_FINISHED) closes a run that did not fail.
 type RunFinished struct {
-	Timestamp int64             `json:"timestamp"`
-	ThreadID  string            `json:"threadId"`
-	RunID     string            `json:"runId"`
-	Result    json.RawMessage   `json:"result,omitempty"`
-	Outcome   json.RawMessage   `json:"outcome,omitempty" kind:"object"`
-	Usage     []json.RawMessage `json:"usage,omitempty" kind:"object"`
+	Timestamp int64           `json:"timestamp"`
+	ThreadID  string          `json:"threadId"`
+	RunID     string          `json:"runId"`
+	Result    json.RawMessage `json:"result,omitempty" kind:"value"`
+	Outcome   *RunOutcome     `json:"outcome,omitempty"`
+	Usage     []TokenUsage    `json:"usage,omitempty"`
 	AGUIExtras
 }
 
-// RunError (RUN_ERROR) ends a run with an error.
+// RunError (RUN_ERROR) ends a run that failed.
 type RunError struct {
-	Timestamp int64  `json:"timestamp"`
-	Message   string `json:"message"`
-	Code      string `json:"code,omitempty"`
+	Timestamp int64        `json:"timestamp"`
+	Message   string       `json:"message"`
+	Code      string       `json:"code,omitempty"`
+	Usage     []TokenUsage `json:"usage,omitempty"`
 	AGUIExtras
 }
 
@@ -58,23 +173,24 @@ type RunError struct {
 type StepStarted struct {
 	Timestamp int64  `json:"timestamp"`
 	StepName  string `json:"stepName"`
-	AGUIExtras
+	Attributable
 }
 
 // StepFinished (STEP_FINISHED) closes a step.
 type StepFinished struct {
 	Timestamp int64  `json:"timestamp"`
 	StepName  string `json:"stepName"`
-	AGUIExtras
+	Attributable
 }
 
-// TextMessageStart (TEXT_MESSAGE_START) opens a streamed text message.
+// TextMessageStart (TEXT_MESSAGE_START) opens a streamed text message. Role also takes "tool",
+// which existing producers send (@ag-ui/core 1.0.0 carries tool output in TOOL_CALL_RESULT).
 type TextMessageStart struct {
 	Timestamp int64  `json:"timestamp"`
 	MessageID string `json:"messageId"`
 	Role      string `json:"role,omitempty" enum:"developer,system,assistant,user,tool"`
 	Name      string `json:"name,omitempty"`
-	AGUIExtras
+	Attributable
 }
 
 // TextMessageContent (TEXT_MESSAGE_CONTENT) appends a fragment to a text message.
@@ -82,14 +198,14 @@ type TextMessageContent struct {
 	Timestamp int64  `json:"timestamp"`
 	MessageID string `json:"messageId"`
 	Delta     string `json:"delta"`
-	AGUIExtras
+	Attributable
 }
 
 // TextMessageEnd (TEXT_MESSAGE_END) closes a text message.
 type TextMessageEnd struct {
 	Timestamp int64  `json:"timestamp"`
 	MessageID string `json:"messageId"`
-	AGUIExtras
+	Attributable
 }
 
 // TextMessageChunk (TEXT_MESSAGE_CHUNK) stands in for a text message start, content and end.
@@ -99,7 +215,7 @@ type TextMessageChunk struct {
 	Role      string `json:"role,omitempty" enum:"developer,system,assistant,user"`
 	Delta     string `json:"delta,omitempty"`
 	Name      string `json:"name,omitempty"`
-	AGUIExtras
+	Attributable
 }
 
 // ToolCallStart (TOOL_CALL_START) opens a tool call.
@@ -108,7 +224,7 @@ type ToolCallStart struct {
 	ToolCallID      string `json:"toolCallId"`
 	ToolCallName    string `json:"toolCallName"`
 	ParentMessageID string `json:"parentMessageId,omitempty"`
-	AGUIExtras
+	Attributable
 }
 
 // ToolCallArgs (TOOL_CALL_ARGS) appends a fragment of a tool call's arguments.
@@ -116,14 +232,14 @@ type ToolCallArgs struct {
 	Timestamp  int64  `json:"timestamp"`
 	ToolCallID string `json:"toolCallId"`
 	Delta      string `json:"delta"`
-	AGUIExtras
+	Attributable
 }
 
 // ToolCallEnd (TOOL_CALL_END) closes a tool call.
 type ToolCallEnd struct {
 	Timestamp  int64  `json:"timestamp"`
 	ToolCallID string `json:"toolCallId"`
-	AGUIExtras
+	Attributable
 }
 
 // ToolCallChunk (TOOL_CALL_CHUNK) stands in for a tool call start, args and end.
@@ -133,31 +249,32 @@ type ToolCallChunk struct {
 	ToolCallName    string `json:"toolCallName,omitempty"`
 	ParentMessageID string `json:"parentMessageId,omitempty"`
 	Delta           string `json:"delta,omitempty"`
-	AGUIExtras
+	Attributable
 }
 
-// ToolCallResult (TOOL_CALL_RESULT) carries the result of a tool call.
+// ToolCallResult (TOOL_CALL_RESULT) carries the result of a tool call. Content is a string or
+// an array of content parts (text, image, audio, video, document objects).
 type ToolCallResult struct {
 	Timestamp  int64           `json:"timestamp"`
 	MessageID  string          `json:"messageId"`
 	ToolCallID string          `json:"toolCallId"`
-	Content    json.RawMessage `json:"content"`
+	Content    json.RawMessage `json:"content" kind:"content"`
 	Role       string          `json:"role,omitempty" enum:"tool"`
-	AGUIExtras
+	Attributable
 }
 
 // StateSnapshot (STATE_SNAPSHOT) replaces the agent state.
 type StateSnapshot struct {
 	Timestamp int64           `json:"timestamp"`
 	Snapshot  json.RawMessage `json:"snapshot"`
-	AGUIExtras
+	Attributable
 }
 
 // StateDelta (STATE_DELTA) changes the agent state by RFC 6902 operations.
 type StateDelta struct {
 	Timestamp int64            `json:"timestamp"`
 	Delta     []PatchOperation `json:"delta"`
-	AGUIExtras
+	Attributable
 }
 
 // MessagesSnapshot (MESSAGES_SNAPSHOT) replaces the conversation.
@@ -174,7 +291,7 @@ type ActivitySnapshot struct {
 	ActivityType string          `json:"activityType"`
 	Content      json.RawMessage `json:"content" kind:"object"`
 	Replace      *bool           `json:"replace,omitempty"`
-	AGUIExtras
+	Attributable
 }
 
 // ActivityDelta (ACTIVITY_DELTA) changes an activity message by RFC 6902 operations.
@@ -183,14 +300,14 @@ type ActivityDelta struct {
 	MessageID    string           `json:"messageId"`
 	ActivityType string           `json:"activityType"`
 	Patch        []PatchOperation `json:"patch"`
-	AGUIExtras
+	Attributable
 }
 
-// ReasoningStart (REASONING_START) opens a reasoning phase.
+// ReasoningStart (REASONING_START) opens a span of reasoning.
 type ReasoningStart struct {
 	Timestamp int64  `json:"timestamp"`
 	MessageID string `json:"messageId"`
-	AGUIExtras
+	Attributable
 }
 
 // ReasoningMessageStart (REASONING_MESSAGE_START) opens a reasoning message.
@@ -198,7 +315,7 @@ type ReasoningMessageStart struct {
 	Timestamp int64  `json:"timestamp"`
 	MessageID string `json:"messageId"`
 	Role      string `json:"role" enum:"reasoning"`
-	AGUIExtras
+	Attributable
 }
 
 // ReasoningMessageContent (REASONING_MESSAGE_CONTENT) appends to a reasoning message.
@@ -206,14 +323,14 @@ type ReasoningMessageContent struct {
 	Timestamp int64  `json:"timestamp"`
 	MessageID string `json:"messageId"`
 	Delta     string `json:"delta"`
-	AGUIExtras
+	Attributable
 }
 
 // ReasoningMessageEnd (REASONING_MESSAGE_END) closes a reasoning message.
 type ReasoningMessageEnd struct {
 	Timestamp int64  `json:"timestamp"`
 	MessageID string `json:"messageId"`
-	AGUIExtras
+	Attributable
 }
 
 // ReasoningMessageChunk (REASONING_MESSAGE_CHUNK) stands in for a reasoning message start, content and end.
@@ -221,23 +338,24 @@ type ReasoningMessageChunk struct {
 	Timestamp int64  `json:"timestamp"`
 	MessageID string `json:"messageId,omitempty"`
 	Delta     string `json:"delta,omitempty"`
-	AGUIExtras
+	Attributable
 }
 
-// ReasoningEnd (REASONING_END) closes a reasoning phase.
+// ReasoningEnd (REASONING_END) closes a span of reasoning.
 type ReasoningEnd struct {
 	Timestamp int64  `json:"timestamp"`
 	MessageID string `json:"messageId"`
-	AGUIExtras
+	Attributable
 }
 
-// ReasoningEncryptedValue (REASONING_ENCRYPTED_VALUE) carries encrypted reasoning for a tool call or message.
+// ReasoningEncryptedValue (REASONING_ENCRYPTED_VALUE) carries a provider's encrypted reasoning
+// for a tool call or a message, which a consumer stores and returns on a later turn.
 type ReasoningEncryptedValue struct {
 	Timestamp      int64  `json:"timestamp"`
 	Subtype        string `json:"subtype" enum:"tool-call,message"`
 	EntityID       string `json:"entityId"`
 	EncryptedValue string `json:"encryptedValue"`
-	AGUIExtras
+	Attributable
 }
 
 // RawEvent (RAW) passes through an event of another system.
@@ -245,7 +363,7 @@ type RawEvent struct {
 	Timestamp int64           `json:"timestamp"`
 	Event     json.RawMessage `json:"event"`
 	Source    string          `json:"source,omitempty"`
-	AGUIExtras
+	Attributable
 }
 
 // Custom (CUSTOM) is an application-defined event.
@@ -253,6 +371,37 @@ type Custom struct {
 	Timestamp int64           `json:"timestamp"`
 	Name      string          `json:"name"`
 	Value     json.RawMessage `json:"value"`
+	Attributable
+}
+
+// SubagentStarted (SUBAGENT_STARTED) announces a subagent invocation; the events of its work
+// carry its SubagentRunID. ParentSubagentRunID names the subagent run it was invoked from, if any.
+type SubagentStarted struct {
+	Timestamp           int64  `json:"timestamp"`
+	SubagentRunID       string `json:"subagentRunId"`
+	Name                string `json:"name"`
+	Description         string `json:"description,omitempty"`
+	ParentSubagentRunID string `json:"parentSubagentRunId,omitempty"`
+	ParentToolCallID    string `json:"parentToolCallId,omitempty"`
+	ParentMessageID     string `json:"parentMessageId,omitempty"`
+	AGUIExtras
+}
+
+// SubagentFinished (SUBAGENT_FINISHED) ends a subagent invocation's part of the run.
+type SubagentFinished struct {
+	Timestamp     int64            `json:"timestamp"`
+	SubagentRunID string           `json:"subagentRunId"`
+	Result        json.RawMessage  `json:"result,omitempty" kind:"value"`
+	Outcome       *SubagentOutcome `json:"outcome,omitempty"`
+	AGUIExtras
+}
+
+// SubagentError (SUBAGENT_ERROR) reports that a subagent invocation failed; the run may go on.
+type SubagentError struct {
+	Timestamp     int64  `json:"timestamp"`
+	SubagentRunID string `json:"subagentRunId"`
+	Message       string `json:"message"`
+	Code          string `json:"code,omitempty"`
 	AGUIExtras
 }
 
@@ -592,6 +741,42 @@ func (e Custom) MarshalJSON() ([]byte, error) {
 	return withType(e.EventType(), plain(e))
 }
 
+// EventType implements Event.
+func (SubagentStarted) EventType() string { return "SUBAGENT_STARTED" }
+
+// Channel implements Event.
+func (SubagentStarted) Channel() routing.Channel { return routing.AGUI }
+
+// MarshalJSON writes the wire form, "type" first.
+func (e SubagentStarted) MarshalJSON() ([]byte, error) {
+	type plain SubagentStarted
+	return withType(e.EventType(), plain(e))
+}
+
+// EventType implements Event.
+func (SubagentFinished) EventType() string { return "SUBAGENT_FINISHED" }
+
+// Channel implements Event.
+func (SubagentFinished) Channel() routing.Channel { return routing.AGUI }
+
+// MarshalJSON writes the wire form, "type" first.
+func (e SubagentFinished) MarshalJSON() ([]byte, error) {
+	type plain SubagentFinished
+	return withType(e.EventType(), plain(e))
+}
+
+// EventType implements Event.
+func (SubagentError) EventType() string { return "SUBAGENT_ERROR" }
+
+// Channel implements Event.
+func (SubagentError) Channel() routing.Channel { return routing.AGUI }
+
+// MarshalJSON writes the wire form, "type" first.
+func (e SubagentError) MarshalJSON() ([]byte, error) {
+	type plain SubagentError
+	return withType(e.EventType(), plain(e))
+}
+
 func init() {
 	register(
 		RunStarted{},
@@ -622,5 +807,8 @@ func init() {
 		ReasoningEncryptedValue{},
 		RawEvent{},
 		Custom{},
+		SubagentStarted{},
+		SubagentFinished{},
+		SubagentError{},
 	)
 }

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -119,15 +121,37 @@ func (r *Raw) Validate(c routing.Channel) error {
 	return validateObject("", fields, specOf(t))
 }
 
-// fieldSpec is what the catalog says about one JSON field, derived from the Go struct.
+// fieldSpec is what the catalog says about one JSON field, derived from the Go struct and its
+// tags: json (name; omitempty makes it optional), enum (allowed strings), kind (what a
+// json.RawMessage holds, or "pointer" for a JSON Pointer string), min (least integer value or
+// array length), and for the fields of one variant of an object, variant ("type=success": the
+// field belongs to the objects whose type is success) or required (the same, and required there).
 type fieldSpec struct {
 	name     string
 	kind     kind
-	required bool     // present and not null
-	nullable bool     // null allowed (pointer fields)
-	enum     []string // allowed string values
+	required bool       // present and not null
+	variant  *condition // the objects the field belongs to; nil: all
+	nullable bool       // null allowed
+	enum     []string   // allowed string values
+	min      *int64     // least integer value, or least number of items
 	elem     *fieldSpec
 	object   []fieldSpec // for kindObject from a struct
+}
+
+// condition holds for an object whose field has one of values: "op=move,copy" in a tag.
+type condition struct {
+	field  string
+	values []string
+}
+
+func parseCondition(tag string) *condition {
+	field, values, _ := strings.Cut(tag, "=")
+	return &condition{field, strings.Split(values, ",")}
+}
+
+func (c *condition) holds(fields map[string]json.RawMessage) bool {
+	var s string
+	return json.Unmarshal(fields[c.field], &s) == nil && slices.Contains(c.values, s)
 }
 
 type kind int
@@ -140,12 +164,17 @@ const (
 	kindBool
 	kindObject
 	kindArray
-	kindTime // RFC 3339 string
-	kindID   // string, number or null (JSON-RPC id)
+	kindTime    // RFC 3339 string
+	kindID      // string, number or null (JSON-RPC id)
+	kindValue   // any JSON value but null
+	kindPointer // JSON Pointer (RFC 6901) string
+	kindContent // string or array of objects (AG-UI message content)
 )
 
 func (k kind) String() string {
-	return [...]string{"any JSON value", "a string", "an integer", "a number", "a boolean", "an object", "an array", "an RFC 3339 string", "a string, number or null"}[k]
+	return [...]string{"any JSON value", "a string", "an integer", "a number", "a boolean", "an object", "an array",
+		"an RFC 3339 string", "a string, number or null", "any JSON value but null", "a JSON Pointer string",
+		"a string or an array of objects"}[k]
 }
 
 var specs sync.Map // reflect.Type -> []fieldSpec
@@ -167,9 +196,15 @@ func specOf(t reflect.Type) []fieldSpec {
 		}
 		s := typeSpec(f.Type, f.Tag)
 		s.name = name
-		s.required = !strings.Contains(opts, "omitempty") && f.Type.Kind() != reflect.Pointer
-		if s.kind == kindID {
-			s.required = false
+		optional := strings.Contains(opts, "omitempty")
+		s.required = !optional && f.Type.Kind() != reflect.Pointer && s.kind != kindID
+		if optional && f.Type.Kind() == reflect.Pointer {
+			s.nullable = false // an omitted field is absent, never null
+		}
+		if c := f.Tag.Get("required"); c != "" {
+			s.variant, s.required = parseCondition(c), true
+		} else if c := f.Tag.Get("variant"); c != "" {
+			s.variant = parseCondition(c)
 		}
 		out = append(out, s)
 	}
@@ -182,6 +217,15 @@ var (
 	timeType = reflect.TypeOf(time.Time{})
 )
 
+// rawKinds are what a json.RawMessage field may hold, by its kind tag.
+var rawKinds = map[string]fieldSpec{
+	"":        {kind: kindAny, nullable: true},
+	"value":   {kind: kindValue},
+	"object":  {kind: kindObject},
+	"id":      {kind: kindID, nullable: true},
+	"content": {kind: kindContent, elem: &fieldSpec{kind: kindObject}},
+}
+
 func typeSpec(t reflect.Type, tag reflect.StructTag) fieldSpec {
 	var s fieldSpec
 	if t.Kind() == reflect.Pointer {
@@ -191,16 +235,24 @@ func typeSpec(t reflect.Type, tag reflect.StructTag) fieldSpec {
 	if e := tag.Get("enum"); e != "" {
 		s.enum = strings.Split(e, ",")
 	}
+	if m := tag.Get("min"); m != "" {
+		n, err := strconv.ParseInt(m, 10, 64)
+		if err != nil {
+			panic("event: bad min tag " + strconv.Quote(m))
+		}
+		s.min = &n
+	}
 	switch {
 	case t == rawType:
-		switch tag.Get("kind") {
-		case "object":
-			s.kind = kindObject
-		case "id":
-			s.kind, s.nullable = kindID, true
+		raw, ok := rawKinds[tag.Get("kind")]
+		if !ok {
+			panic("event: unknown kind tag " + strconv.Quote(tag.Get("kind")))
 		}
+		s.kind, s.nullable, s.elem = raw.kind, raw.nullable, raw.elem
 	case t == timeType:
 		s.kind = kindTime
+	case t.Kind() == reflect.String && tag.Get("kind") == "pointer":
+		s.kind = kindPointer
 	case t.Kind() == reflect.String:
 		s.kind = kindString
 	case t.Kind() == reflect.Bool:
@@ -222,12 +274,19 @@ func typeSpec(t reflect.Type, tag reflect.StructTag) fieldSpec {
 
 func validateObject(path string, fields map[string]json.RawMessage, spec []fieldSpec) error {
 	for _, f := range spec {
+		if f.variant != nil && !f.variant.holds(fields) {
+			continue // a field of another variant is unknown here
+		}
 		v, ok := fields[f.name]
 		if !ok {
-			if f.required {
-				return fieldError(path+f.name, "missing field %s: want %s", path+f.name, f.kind)
+			if !f.required {
+				continue
 			}
-			continue
+			if f.variant != nil {
+				return fieldError(path+f.name, "missing field %s: want %s when %s is %s", path+f.name, f.kind,
+					f.variant.field, strings.Join(f.variant.values, " or "))
+			}
+			return fieldError(path+f.name, "missing field %s: want %s", path+f.name, f.kind)
 		}
 		if err := validateValue(path+f.name, v, f); err != nil {
 			return err
@@ -240,68 +299,97 @@ func validateValue(path string, v json.RawMessage, f fieldSpec) error {
 	v = bytes.TrimSpace(v)
 	got := jsonKind(v)
 	if got == 'n' {
-		if f.nullable || f.kind == kindAny {
+		if f.nullable {
 			return nil
 		}
 		return fieldError(path, "field %s is null: want %s", path, f.kind)
 	}
-	wrong := func() error { return fieldError(path, "field %s: want %s", path, f.kind) }
-	switch f.kind {
-	case kindString, kindTime:
+	if !hasKind(f.kind, got, v) {
+		return fieldError(path, "field %s: want %s", path, f.kind)
+	}
+	if f.enum != nil {
 		var s string
-		if got != 's' || json.Unmarshal(v, &s) != nil {
-			return wrong()
+		if json.Unmarshal(v, &s) != nil || !slices.Contains(f.enum, s) {
+			return fieldError(path, "field %s is %s: want one of %s", path, v, strings.Join(f.enum, ", "))
 		}
-		if f.kind == kindTime {
-			if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
-				return wrong()
-			}
+	}
+	switch {
+	case got == 'd' && f.min != nil && belowMin(v, *f.min):
+		return fieldError(path, "field %s is %s: want at least %d", path, v, *f.min)
+	case got == 'o' && f.object != nil:
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(v, &fields); err != nil {
+			return fieldError(path, "field %s: want %s", path, f.kind)
 		}
-		if f.enum != nil && !slices.Contains(f.enum, s) {
-			return fieldError(path, "field %s is %q: want one of %s", path, s, strings.Join(f.enum, ", "))
-		}
-	case kindInteger:
-		if got != 'd' || bytes.ContainsAny(v, ".eE") {
-			return wrong()
-		}
-	case kindNumber:
-		if got != 'd' {
-			return wrong()
-		}
-	case kindBool:
-		if got != 'b' {
-			return wrong()
-		}
-	case kindID:
-		if got != 's' && got != 'd' {
-			return wrong()
-		}
-	case kindObject:
-		if got != 'o' {
-			return wrong()
-		}
-		if f.object != nil {
-			var fields map[string]json.RawMessage
-			if err := json.Unmarshal(v, &fields); err != nil {
-				return wrong()
-			}
-			return validateObject(path+".", fields, f.object)
-		}
-	case kindArray:
-		if got != 'a' {
-			return wrong()
-		}
-		var items []json.RawMessage
-		if err := json.Unmarshal(v, &items); err != nil {
-			return wrong()
-		}
-		for i, item := range items {
-			if err := validateValue(fmt.Sprintf("%s[%d]", path, i), item, *f.elem); err != nil {
-				return err
-			}
+		return validateObject(path+".", fields, f.object)
+	case got == 'a' && f.elem != nil:
+		return validateItems(path, v, f)
+	}
+	return nil
+}
+
+// validateItems checks the items of an array against f.elem, and their number against f.min.
+func validateItems(path string, v json.RawMessage, f fieldSpec) error {
+	var items []json.RawMessage
+	if err := json.Unmarshal(v, &items); err != nil {
+		return fieldError(path, "field %s: want %s", path, f.kind)
+	}
+	if f.min != nil && int64(len(items)) < *f.min {
+		return fieldError(path, "field %s has %d items: want at least %d", path, len(items), *f.min)
+	}
+	for i, item := range items {
+		if err := validateValue(fmt.Sprintf("%s[%d]", path, i), item, *f.elem); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// jsonPointer matches an RFC 6901 JSON Pointer: empty (the whole document) or "/"-led tokens in
+// which "~" is only ever "~0" or "~1".
+var jsonPointer = regexp.MustCompile(`^(/([^/~]|~[01])*)*$`)
+
+// hasKind reports whether v, a JSON value that jsonKind classifies as got, is of kind k.
+func hasKind(k kind, got byte, v json.RawMessage) bool {
+	switch k {
+	case kindString:
+		return got == 's'
+	case kindTime, kindPointer:
+		var s string
+		if got != 's' || json.Unmarshal(v, &s) != nil {
+			return false
+		}
+		if k == kindPointer {
+			return jsonPointer.MatchString(s)
+		}
+		_, err := time.Parse(time.RFC3339Nano, s)
+		return err == nil
+	case kindInteger:
+		return got == 'd' && !bytes.ContainsAny(v, ".eE")
+	case kindNumber:
+		return got == 'd'
+	case kindBool:
+		return got == 'b'
+	case kindID:
+		return got == 's' || got == 'd'
+	case kindObject:
+		return got == 'o'
+	case kindArray:
+		return got == 'a'
+	case kindContent:
+		return got == 's' || got == 'a'
+	}
+	return true // kindAny, kindValue
+}
+
+// belowMin reports whether the JSON integer v is less than least; an integer too large for
+// int64 is below it only when negative.
+func belowMin(v json.RawMessage, least int64) bool {
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return v[0] == '-'
+	}
+	return n < least
 }
 
 // jsonKind classifies a JSON value by its first byte: s(tring), d(igit), b(ool), n(ull),
