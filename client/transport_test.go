@@ -1,13 +1,11 @@
 package client_test
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"io"
 	"io/fs"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,16 +46,7 @@ func protoOf(t *testing.T, cfg client.TransportConfig, url string) (int, error) 
 // speaks HTTP/2 (ALPN); without it, or with another CA, it refuses the certificate.
 func TestTransportTLS(t *testing.T) {
 	ca := testplane.NewCA(t)
-	certFile, keyFile := ca.Issue(t, "127.0.0.1")
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewUnstartedServer(echoProto)
-	ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	ts.EnableHTTP2 = true
-	ts.StartTLS()
-	t.Cleanup(ts.Close)
+	url := ca.Serve(t, echoProto)
 
 	for _, tc := range []struct {
 		name    string
@@ -70,7 +59,7 @@ func TestTransportTLS(t *testing.T) {
 		{"another CA", client.TransportConfig{CAFile: testplane.NewCA(t).File(t)}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			major, err := protoOf(t, tc.cfg, ts.URL)
+			major, err := protoOf(t, tc.cfg, url)
 			var unknown x509.UnknownAuthorityError
 			switch {
 			case tc.trusted && (err != nil || major != 2):
@@ -85,17 +74,12 @@ func TestTransportTLS(t *testing.T) {
 // TestTransportH2C: with H2C the client speaks HTTP/2 without TLS to a server that takes it;
 // without, HTTP/1.1.
 func TestTransportH2C(t *testing.T) {
-	ts := httptest.NewUnstartedServer(echoProto)
-	ts.Config.Protocols = new(http.Protocols)
-	ts.Config.Protocols.SetHTTP1(true)
-	ts.Config.Protocols.SetUnencryptedHTTP2(true)
-	ts.Start()
-	t.Cleanup(ts.Close)
+	url := testplane.ServeH2C(t, echoProto)
 	for _, tc := range []struct {
 		h2c  bool
 		want int
 	}{{true, 2}, {false, 1}} {
-		if major, err := protoOf(t, client.TransportConfig{H2C: tc.h2c}, ts.URL); err != nil || major != tc.want {
+		if major, err := protoOf(t, client.TransportConfig{H2C: tc.h2c}, url); err != nil || major != tc.want {
 			t.Errorf("GET with H2C %t: HTTP/%d, %v; want HTTP/%d", tc.h2c, major, err, tc.want)
 		}
 	}

@@ -362,14 +362,7 @@ func TestHTTP2Shutdown(t *testing.T) {
 		if f := nextFrame(t, frames); f != (client.Frame{}) {
 			t.Fatalf("after shutdown the stream gave %+v, want its end", f)
 		}
-		select {
-		case err := <-shut:
-			if err != nil {
-				t.Fatalf("shutdown: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("shutdown has not returned after 30 s")
-		}
+		shutDown(t, shut)
 		if log := p.stderr.String(); !strings.Contains(log, "reason=shutdown") {
 			t.Fatalf("log %q, want the stream closed for the shutdown", log)
 		}
@@ -435,14 +428,7 @@ func TestHTTP2ClientStopsReading(t *testing.T) {
 		eventually(t, "the stream of a client that reads nothing is cut off", func() bool { return p.streams(t, c) == 0 })
 		shut := make(chan error, 1)
 		go func() { shut <- p.shutdown() }()
-		select {
-		case err := <-shut:
-			if err != nil {
-				t.Fatalf("shutdown: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("shutdown has not returned after 30 s")
-		}
+		shutDown(t, shut)
 	})
 }
 
@@ -468,4 +454,18 @@ func (c *stallConn) Read(b []byte) (int, error) {
 func (c *stallConn) Close() error {
 	c.once.Do(func() { close(c.closed) })
 	return c.Conn.Close()
+}
+
+// shutDown waits for a shutdown's result on shut, and fails the test unless it returns nil
+// within 30 s.
+func shutDown(t *testing.T, shut <-chan error) {
+	t.Helper()
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("shutdown has not returned after 30 s")
+	}
 }

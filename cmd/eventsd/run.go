@@ -351,15 +351,15 @@ func (d *daemon) serve(ctx context.Context, addr string, h2c bool, writeTimeout 
 	d.srv = &http.Server{
 		Handler:           d.handler,
 		Protocols:         &protocols,
-		// A stream's write deadline only queues its reset: a client that stops reading its
-		// connection would hold every stream on it, and a shutdown waiting for them, for ever.
-		// A connection that takes no byte for this long is closed, its streams with it.
-		HTTP2: &http.HTTP2Config{WriteByteTimeout: writeTimeout},
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return streamCtx },
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+		// A stream's write deadline only queues its reset: a client that stops reading its
+		// connection would hold every stream on it, and a shutdown waiting for them, for ever.
+		// A connection that takes no byte for this long is closed, its streams with it.
+		HTTP2: &http.HTTP2Config{WriteByteTimeout: writeTimeout},
 	}
 	scheme, serve := "http", func() error { return d.srv.Serve(ln) }
 	if d.certs != nil {
