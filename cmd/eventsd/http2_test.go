@@ -469,3 +469,29 @@ func shutDown(t *testing.T, shut <-chan error) {
 		t.Fatal("shutdown has not returned after 30 s")
 	}
 }
+
+// TestHTTP2StreamLimit: streams over one HTTP/2 connection count against the per-user limit as
+// streams over HTTP/1.1 do: past it, 429 with Retry-After, and the streams already open go on.
+func TestHTTP2StreamLimit(t *testing.T) {
+	forH2Modes(t, func(t *testing.T, m h2Mode) {
+		p := startH2(t, m, func(c *config) { c.maxConnsPerUser = 2 })
+		c := p.client(t, false, nil)
+		first := readFrames(t, p.request(t, context.Background(), c, routing.AGUI, "").Body)
+		p.request(t, context.Background(), c, routing.A2A, "")
+		req, _ := http.NewRequest(http.MethodGet, p.d.httpURL+"/api/v1/stream/contexts", nil)
+		req.Header.Set("Authorization", "Bearer "+p.tok)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || resp.ProtoMajor != 2 {
+			t.Fatalf("third stream over HTTP/2: %s %d, Retry-After %q; want HTTP/2 429 with Retry-After",
+				resp.Proto, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+		p.publish(t, c, "after the refusal")
+		if got := stepOf(t, nextFrame(t, first)); got != "after the refusal" {
+			t.Fatalf("step %q on the first stream, want the one published after the refusal", got)
+		}
+	})
+}
