@@ -326,9 +326,6 @@ func streamConfig(spec routing.StreamSpec) jetstream.StreamConfig {
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = -1
 	}
-	if spec.WorkQueue {
-		cfg.Retention, cfg.Discard = jetstream.WorkQueuePolicy, jetstream.DiscardNew
-	}
 	for _, m := range spec.Sources {
 		cfg.Sources = append(cfg.Sources, &jetstream.StreamSource{
 			Name: m.Stream,
