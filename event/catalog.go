@@ -104,7 +104,21 @@ func Decode(c routing.Channel, data []byte) (Event, error) {
 	if err := json.Unmarshal(data, p.Interface()); err != nil {
 		return nil, fieldError("", "decoding %s: %v", raw.Type, err)
 	}
-	return p.Elem().Interface().(Event), nil
+	ev := p.Elem().Interface().(Event)
+	// encoding/json matches names regardless of case, so a key the check above took for one the
+	// catalog does not know ("outCome") may have filled a field of the event: what the event
+	// writes must pass the check as well.
+	out, err := json.Marshal(ev)
+	if err == nil {
+		var back *Raw
+		if back, err = Parse(out); err == nil {
+			err = back.Validate(c)
+		}
+	}
+	if err != nil {
+		return nil, fieldError("", "decoding %s: a field name that differs from the catalog's only in case: %v", raw.Type, err)
+	}
+	return ev, nil
 }
 
 // Validate checks the event against the catalog of channel c: a known type, every required
