@@ -111,13 +111,15 @@ func originHost(host string) (string, error) {
 	return host, nil
 }
 
-// corsHandler answers cross-origin requests to the API (paths under /api/) for origins, a list that corsOrigins returned: "*"
-// lets any origin in without credentials (cookies); listed origins are let in, with
+// corsHandler answers cross-origin requests to the API (paths under /api/) for the handler's
+// CORSOrigins, a list that corsOrigins returned: "*" lets any origin in without credentials
+// (cookies); listed origins (h.credentialed) are let in, with
 // credentials, only when a request's Origin is one of them exactly. Headers go on every answer,
 // errors included; a preflight is answered here, 204, and goes no further (to auth, for one).
 // A preflight that is refused gets its 204 with no Access-Control-Allow-* header, which
 // grants nothing.
-func corsHandler(origins []string) func(http.Handler) http.Handler {
+func (h *Handler) corsHandler() func(http.Handler) http.Handler {
+	origins := h.cfg.CORSOrigins
 	opts := cors.Options{
 		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodOptions},
 		AllowedHeaders: []string{"Authorization", "Content-Type", "Last-Event-ID", "Idempotency-Key"},
@@ -132,11 +134,7 @@ func corsHandler(origins []string) func(http.Handler) http.Handler {
 	} else {
 		// A function rather than AllowedOrigins, which takes a "*" inside an entry as a
 		// wildcard and compares regardless of case.
-		listed := make(map[string]bool, len(origins))
-		for _, o := range origins {
-			listed[o] = true
-		}
-		opts.AllowOriginFunc = func(_ *http.Request, origin string) bool { return listed[origin] }
+		opts.AllowOriginFunc = func(_ *http.Request, origin string) bool { return h.credentialed[origin] }
 		opts.AllowCredentials = true
 	}
 	c := cors.New(opts)

@@ -174,7 +174,7 @@ func (h *Handler) routes() chi.Router {
 		// Before all else: CORS headers go on every answer, errors included, and a preflight
 		// is answered before auth or a limit sees it. None at all without origins (the
 		// library's empty list would allow them all).
-		r.Use(corsHandler(h.cfg.CORSOrigins))
+		r.Use(h.corsHandler())
 	}
 	// Then, on every route, those that refuse a request without reading its body too:
 	// net/http reads what is left of a small body after the handler, with no deadline of its
