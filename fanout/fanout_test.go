@@ -206,6 +206,41 @@ func TestNotifyWithoutQueueLock(t *testing.T) {
 	}
 }
 
+// TestNotifyOncePerDrain: a connection is told once when events start to wait, not for each
+// event that joins them; once it has taken them all, the next event tells it again, and a take
+// that leaves some tells it at once.
+func TestNotifyOncePerDrain(t *testing.T) {
+	d := NewDispatcher(Config{Limit: 8, ReadAhead: 8})
+	s := d.Join(t.Context(), Want{Token: token("alice")})
+	calls := 0
+	s.Notify(func() { calls++ })
+	seq := uint64(0)
+	dispatch := func(n int) {
+		for range n {
+			seq++
+			d.Dispatch(Stored{Event: Event{Subject: subject("alice", "CUSTOM"), Cursor: routing.Cursor{Seq: seq}}})
+		}
+	}
+	dispatch(3)
+	if calls != 1 {
+		t.Fatalf("3 events queued: Notify called %d times, want 1", calls)
+	}
+	if evs, _ := s.Take(nil, 2); len(evs) != 2 || calls != 2 {
+		t.Fatalf("took %d of 3: Notify called %d times, want 2 (one left waits)", len(evs), calls)
+	}
+	dispatch(1)
+	if calls != 2 {
+		t.Fatalf("an event joined one waiting: Notify called %d times, want still 2", calls)
+	}
+	if evs, _ := s.Take(nil, 8); len(evs) != 2 {
+		t.Fatalf("took %d, want the 2 waiting", len(evs))
+	}
+	dispatch(1)
+	if calls != 3 {
+		t.Fatalf("an event after the queue was drained: Notify called %d times, want 3", calls)
+	}
+}
+
 // TestRetire: the subscribers of a dispatcher whose Source stopped end with its reason, keeping
 // what was queued; one that joins afterwards ends at once.
 func TestRetire(t *testing.T) {

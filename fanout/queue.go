@@ -52,15 +52,16 @@ func (q *queue) unlock(wake bool) {
 	}
 }
 
-// appendLocked queues ev unless it is at or before the last event had, and reports whether it
-// did.
-func (q *queue) appendLocked(ev Event) bool {
+// appendLocked queues ev unless it is at or before the last event had, and reports whether the
+// connection must be told: only when ev is the one event waiting. While others wait, it was told
+// already, and the take that drains them takes ev too (or tells it again).
+func (q *queue) appendLocked(ev Event) (wake bool) {
 	if ev.Cursor.Seq <= q.last {
 		return false
 	}
 	q.events = append(q.events, ev)
 	q.last = ev.Cursor.Seq
-	return true
+	return len(q.events) == 1
 }
 
 // offer queues ev unless limit events are waiting already; it reports false then. An ended

@@ -242,10 +242,15 @@ func (s *stream) write() {
 // goOn ends a pass of the writer: it restarts the heartbeat if the pass wrote, and reports
 // whether the writer looks again, or stops until it is woken.
 func (s *stream) goOn(wrote bool) bool {
+	if wrote {
+		// Without s.mu: wake, which the shared feed calls with its lock held, would wait for it.
+		// A stream that closes meanwhile stops the timer below.
+		s.beat.Reset(s.h.cfg.Heartbeat)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if wrote && !s.closed {
-		s.beat.Reset(s.h.cfg.Heartbeat)
+	if s.closed {
+		s.beat.Stop()
 	}
 	if s.closed || !s.again && !s.beatDue {
 		s.writing = false
