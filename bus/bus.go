@@ -33,6 +33,9 @@ var (
 	ErrTooLarge = errors.New("bus: event too large")
 	// ErrNoStorage is returned when the server cannot reserve a stream's byte limit.
 	ErrNoStorage = errors.New("bus: JetStream lacks the storage for the streams")
+	// ErrStreamConflict is returned when a stream of the plane exists with a configuration it
+	// cannot be updated to, or another stream holds its subjects.
+	ErrStreamConflict = errors.New("bus: a stream in the way")
 	// ErrStreamRecreated ends a feed whose stream was deleted and created again: its events
 	// continue in the new stream, which a subscription with the feed's last cursor resumes with
 	// the stream_recreated notice. It is an ErrUnavailable.
@@ -293,14 +296,20 @@ func (b *Bus) ensureFailed(what string, err error) error {
 		return fmt.Errorf("%w: %s: %v (the server reserves its byte limit, %d bytes, against its JetStream storage: lower it or give JetStream more)",
 			ErrNoStorage, what, err, b.cfg.Streams.MaxBytes)
 	}
+	if isAPIError(err, jsInvalidConfig, jsSubjectOverlap) {
+		return fmt.Errorf("%w: %s: %v (a stream there already cannot take this configuration: remove it, or the stream whose subjects overlap, and start again)",
+			ErrStreamConflict, what, err)
+	}
 	return fmt.Errorf("bus: ensure %s: %w", what, err)
 }
 
-// JetStream API error codes the bus tells apart (nats-server's JSInsufficientResourcesErr and
-// JSStorageResourcesExceededErr).
+// JetStream API error codes the bus tells apart (nats-server's JSInsufficientResourcesErr,
+// JSStorageResourcesExceededErr, JSStreamInvalidConfigF and JSStreamSubjectOverlapErr).
 const (
 	jsInsufficientResources jetstream.ErrorCode = 10023
 	jsStorageExceeded       jetstream.ErrorCode = 10047
+	jsInvalidConfig         jetstream.ErrorCode = 10052 // an update that cannot be made (retention, say)
+	jsSubjectOverlap        jetstream.ErrorCode = 10065
 )
 
 // isAPIError reports whether err is a JetStream API error with one of codes.
@@ -325,6 +334,10 @@ func streamConfig(spec routing.StreamSpec) jetstream.StreamConfig {
 	}
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = -1
+	}
+	if spec.WorkQueue {
+		cfg.Retention, cfg.Discard = jetstream.WorkQueuePolicy, jetstream.DiscardNew
+		cfg.MaxMsgsPerSubject, cfg.DiscardNewPerSubject = routing.MaxRunsWaiting, true
 	}
 	for _, m := range spec.Sources {
 		cfg.Sources = append(cfg.Sources, &jetstream.StreamSource{

@@ -33,7 +33,14 @@ type Options struct {
 	User, Password string
 	// ReadyTimeout bounds the wait for the server to accept connections; default 10s.
 	ReadyTimeout time.Duration
+	// MaxPayload is the largest message the server takes; default DefaultMaxPayload.
+	MaxPayload int32
 }
+
+// DefaultMaxPayload is the embedded server's largest message: 8 MiB, NATS's recommended
+// ceiling, so that a long AG-UI conversation fits one run request. A NATS server's own default
+// is 1 MiB.
+const DefaultMaxPayload = 8 << 20
 
 // Server is a running embedded nats-server.
 type Server struct {
@@ -59,6 +66,9 @@ func Start(o Options) (*Server, error) {
 	if o.ReadyTimeout == 0 {
 		o.ReadyTimeout = 10 * time.Second
 	}
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = DefaultMaxPayload
+	}
 	ns, err := server.NewServer(&server.Options{
 		ServerName:            "eventsd-embedded",
 		Host:                  o.Host,
@@ -70,6 +80,7 @@ func Start(o Options) (*Server, error) {
 		NoLog:                 true,
 		NoSigs:                true,
 		DisableShortFirstPing: true,
+		MaxPayload:            o.MaxPayload,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded: %w", err)

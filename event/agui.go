@@ -131,7 +131,7 @@ type RunAgentInput struct {
 	ProtocolVersion string            `json:"protocolVersion,omitempty"`
 	ParentRunID     string            `json:"parentRunId,omitempty"`
 	State           json.RawMessage   `json:"state,omitempty"`
-	Messages        []json.RawMessage `json:"messages" kind:"object"`
+	Messages        []json.RawMessage `json:"messages" kind:"message"`
 	Tools           []Tool            `json:"tools,omitempty"`
 	Context         []InputContext    `json:"context,omitempty"`
 	ForwardedProps  json.RawMessage   `json:"forwardedProps,omitempty" kind:"value"`
@@ -280,7 +280,7 @@ type StateDelta struct {
 // MessagesSnapshot (MESSAGES_SNAPSHOT) replaces the conversation.
 type MessagesSnapshot struct {
 	Timestamp int64             `json:"timestamp"`
-	Messages  []json.RawMessage `json:"messages" kind:"object"`
+	Messages  []json.RawMessage `json:"messages" kind:"message"`
 	AGUIExtras
 }
 

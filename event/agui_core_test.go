@@ -143,10 +143,7 @@ var fieldProbes = []string{`"s"`, `1`, `1.5`, `true`, `{}`, `[]`, `null`, `["s"]
 
 // fieldDepartures are the probes on which the catalog's check of a field is knowingly looser than
 // @ag-ui/core's, keyed "TYPE.field probe".
-var fieldDepartures = map[string]string{
-	"MESSAGES_SNAPSHOT.messages [{}]": "each message is checked as an object, not by the shape of its role",
-	"TOOL_CALL_RESULT.content [{}]":   "each content part is checked as an object, not by the shape of its type",
-}
+var fieldDepartures = map[string]string{}
 
 type coreField struct {
 	Required bool   `json:"required"`

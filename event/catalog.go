@@ -137,7 +137,8 @@ func (r *Raw) Validate(c routing.Channel) error {
 
 // fieldSpec is what the catalog says about one JSON field, derived from the Go struct and its
 // tags: json (name; omitempty makes it optional), enum (allowed strings), kind (what a
-// json.RawMessage holds, or "pointer" for a JSON Pointer string), min (least integer value or
+// json.RawMessage holds, "message" for an AG-UI message, or "pointer" for a JSON Pointer
+// string), min (least integer value or
 // array length), and for the fields of one variant of an object, variant ("type=success": the
 // field belongs to the objects whose type is success) or required (the same, and required there).
 type fieldSpec struct {
@@ -237,7 +238,7 @@ var rawKinds = map[string]fieldSpec{
 	"value":   {kind: kindValue},
 	"object":  {kind: kindObject},
 	"id":      {kind: kindID, nullable: true},
-	"content": {kind: kindContent, elem: &fieldSpec{kind: kindObject}},
+	"content": {kind: kindContent, elem: &fieldSpec{kind: kindObject, object: contentPartSpec()}},
 }
 
 func typeSpec(t reflect.Type, tag reflect.StructTag) fieldSpec {
@@ -257,6 +258,8 @@ func typeSpec(t reflect.Type, tag reflect.StructTag) fieldSpec {
 		s.min = &n
 	}
 	switch {
+	case t == rawType && tag.Get("kind") == "message":
+		s.kind, s.object = kindObject, messageSpec()
 	case t == rawType:
 		raw, ok := rawKinds[tag.Get("kind")]
 		if !ok {

@@ -52,6 +52,42 @@ func ParseAs(raw []byte, typ string) (*Raw, error) {
 }
 
 func parse(raw []byte, typ string) (*Raw, error) {
+	fields, err := parseObject(raw)
+	if err != nil {
+		return nil, err
+	}
+	ev := &Raw{}
+	hasType := false
+	for _, f := range fields {
+		switch f.key {
+		case "type":
+			if err := json.Unmarshal(f.value, &ev.Type); err != nil {
+				return nil, fieldError("type", "type must be a string")
+			}
+			hasType = true
+		case "timestamp":
+			ev.timestamp = f.value
+		default:
+			ev.fields = append(ev.fields, f)
+		}
+	}
+	switch {
+	case !hasType && typ == "":
+		return nil, fieldError("type", "missing field type")
+	case !hasType:
+		ev.Type = typ
+	case typ != "" && ev.Type != typ:
+		return nil, fieldError("type", "type %q differs from the requested type %q", ev.Type, typ)
+	}
+	if err := routing.ValidateType(ev.Type); err != nil {
+		return nil, fieldError("type", "type %q: want SCREAMING_SNAKE_CASE, A-Z, 0-9 and _", ev.Type)
+	}
+	return ev, nil
+}
+
+// parseObject reads one JSON object in valid UTF-8 as its fields, in order; a key that appears
+// twice is an error.
+func parseObject(raw []byte) ([]field, error) {
 	if !utf8.Valid(raw) {
 		return nil, fieldError("", "body is not valid UTF-8")
 	}
@@ -60,7 +96,7 @@ func parse(raw []byte, typ string) (*Raw, error) {
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil, fieldError("", "body is not a JSON object")
 	}
-	ev := &Raw{}
+	var fields []field
 	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
@@ -76,16 +112,7 @@ func parse(raw []byte, typ string) (*Raw, error) {
 			return nil, fieldError(key, "field %q appears twice", key)
 		}
 		seen[key] = true
-		switch key {
-		case "type":
-			if err := json.Unmarshal(value, &ev.Type); err != nil {
-				return nil, fieldError("type", "type must be a string")
-			}
-		case "timestamp":
-			ev.timestamp = value
-		default:
-			ev.fields = append(ev.fields, field{key, value})
-		}
+		fields = append(fields, field{key, value})
 	}
 	if _, err := dec.Token(); err != nil {
 		return nil, fieldError("", "body is not valid JSON: %v", err)
@@ -93,18 +120,7 @@ func parse(raw []byte, typ string) (*Raw, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fieldError("", "body holds more than one JSON value")
 	}
-	switch {
-	case !seen["type"] && typ == "":
-		return nil, fieldError("type", "missing field type")
-	case !seen["type"]:
-		ev.Type = typ
-	case typ != "" && ev.Type != typ:
-		return nil, fieldError("type", "type %q differs from the requested type %q", ev.Type, typ)
-	}
-	if err := routing.ValidateType(ev.Type); err != nil {
-		return nil, fieldError("type", "type %q: want SCREAMING_SNAKE_CASE, A-Z, 0-9 and _", ev.Type)
-	}
-	return ev, nil
+	return fields, nil
 }
 
 // jsonError words a decoding error for people: encoding/json says "EOF" for a body cut short.

@@ -28,6 +28,8 @@ const (
 	StreamA2A       = "A2A"
 	StreamContext   = "CONTEXT"
 	StreamAnalytics = "ANALYTICS"
+	// StreamRuns is the work queue of run requests for agents, runs.<agent>.<user token>.
+	StreamRuns = "RUNS"
 )
 
 // Sentinel errors, wrapped with the offending value.

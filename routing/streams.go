@@ -35,7 +35,16 @@ type StreamOptions struct {
 	Replicas     int           // copies of each stream on a cluster
 	Duplicates   time.Duration // window in which Nats-Msg-Id de-duplicates
 	MaxConsumers int           // consumers per stream; one per open SSE connection
+	RunTimeout   time.Duration // how long a run request waits for a runtime; RUNS keeps requests at least this long
 }
+
+// Bounds of the RUNS work queue, which holds the run requests that wait for a runtime: at most
+// MaxRunQueueBytes in all (whatever the other streams' byte limit), and MaxRunsWaiting for one
+// agent and user. Past either, a new request is refused.
+const (
+	MaxRunQueueBytes = 64 << 20
+	MaxRunsWaiting   = 16
+)
 
 // DefaultStreamOptions are the settings used where the operator sets none.
 var DefaultStreamOptions = StreamOptions{
@@ -44,26 +53,41 @@ var DefaultStreamOptions = StreamOptions{
 	Replicas:     1,
 	Duplicates:   2 * time.Minute,
 	MaxConsumers: 100_000,
+	RunTimeout:   30 * time.Second,
 }
 
 // StreamSpec describes one stream: what it captures and what it copies from other streams.
-// Streams are file-backed and discard the oldest events when full.
+// Streams are file-backed and discard the oldest events when full, except work queues.
 type StreamSpec struct {
 	Name     string
 	Subjects []string
 	Sources  []Mapping
+	// WorkQueue: a message is removed once a consumer acknowledges it, and a full stream refuses
+	// new messages rather than dropping those still waiting.
+	WorkQueue bool
 	StreamOptions
 }
 
-// Streams returns the four streams of the event plane with the given options. Each captures
-// only subjects of the form <channel>.<user token>.<TYPE>, so that a JetStream publish to any
+// Streams returns the streams of the event plane with the given options: the four event
+// streams and the RUNS work queue. Each captures only subjects of the form
+// <channel>.<user token>.<TYPE> (runs.<agent>.<user token>), so that a JetStream publish to any
 // other subject under a channel's prefix is refused rather than stored.
 func Streams(o StreamOptions) []StreamSpec {
+	runs := o
+	if runs.MaxAge > 0 && runs.MaxAge < o.RunTimeout {
+		runs.MaxAge = o.RunTimeout // a request must outlive its wait for a runtime
+	}
+	// Requests wait only until a runtime claims them: a small queue, so that it adds little to
+	// the storage the server reserves for the streams.
+	if runs.MaxBytes <= 0 || runs.MaxBytes > MaxRunQueueBytes {
+		runs.MaxBytes = MaxRunQueueBytes
+	}
 	return []StreamSpec{
 		{Name: StreamAGUI, Subjects: []string{"agui.*.*"}, StreamOptions: o},
 		{Name: StreamA2A, Subjects: []string{"a2a.*.*"}, StreamOptions: o},
 		{Name: StreamContext, Subjects: []string{"context.system.*.*"}, Sources: Mappings, StreamOptions: o},
 		{Name: StreamAnalytics, Subjects: []string{"analytics.*.*"}, StreamOptions: o},
+		{Name: StreamRuns, Subjects: []string{"runs.*.*"}, WorkQueue: true, StreamOptions: runs},
 	}
 }
 

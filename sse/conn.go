@@ -514,6 +514,9 @@ func (h *Handler) untrack(s *stream) {
 // held stream in the middle of a write ends when the write does, within the write timeout.
 func (h *Handler) Close() {
 	h.streamsMu.Lock()
+	if !h.closing {
+		close(h.done)
+	}
 	h.closing = true
 	streams := make([]*stream, 0, len(h.streams))
 	for s := range h.streams {

@@ -19,6 +19,7 @@ import (
 	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/bus"
 	"github.com/eventsd/eventsd/console"
+	"github.com/eventsd/eventsd/event"
 	"github.com/eventsd/eventsd/routing"
 )
 
@@ -28,6 +29,11 @@ type Broker interface {
 	Subscribe(ctx context.Context, sub routing.Subscription) (*bus.Feed, error)
 	// Publish stores one event on subject.
 	Publish(ctx context.Context, subject string, data []byte, msgID string) (bus.Ack, error)
+	// EnqueueRun stores a run request on its agent's work queue and follows it; see
+	// bus.Bus.EnqueueRun.
+	EnqueueRun(ctx context.Context, req bus.RunRequest, timeout time.Duration) (*bus.Run, error)
+	// PublishRunEvent publishes an AG-UI event of a run; see bus.Bus.PublishRunEvent.
+	PublishRunEvent(ctx context.Context, user, threadID, runID string, ev event.Event) (bus.Ack, error)
 	// Ready reports whether NATS is reachable and the streams exist.
 	Ready(ctx context.Context) error
 	// ServeConnections answers other nodes with local's count of open streams per user.
@@ -53,6 +59,15 @@ type Config struct {
 	// MaxEvent is the largest stored event written to a stream; larger ones are skipped.
 	// Default 1 MiB.
 	MaxEvent int
+	// MaxRunBody is the largest run request (a RunAgentInput) in bytes; default
+	// DefaultMaxRunBody. With RunOverhead it must fit the NATS server's payload limit.
+	MaxRunBody int64
+	// RunTimeout is how long a run request waits for a runtime of its agent before the run
+	// ends in RUN_ERROR no_runtime; default that of the streams (30 s).
+	RunTimeout time.Duration
+	// MaxRunDuration is how long a run started over HTTP may last before eventsd ends it in
+	// RUN_ERROR run_timeout and tells its runtime to stop; default DefaultMaxRunDuration.
+	MaxRunDuration time.Duration
 	// Logger receives one line per connection and skipped events; default discards.
 	Logger *slog.Logger
 	// Metrics counts connections, frames and publishes; default NopMetrics.
@@ -96,7 +111,8 @@ type Handler struct {
 	streamsMu sync.Mutex
 	streams   map[*stream]struct{} // open streams, for Close
 	closing   bool
-	streamsWG sync.WaitGroup // their goroutines (see stream)
+	streamsWG sync.WaitGroup // their goroutines (see stream), and the runs followed without a client
+	done      chan struct{}  // closed by Close
 }
 
 // NewHandler returns the HTTP API with defaults filled in. It answers other nodes' questions
@@ -109,7 +125,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	cfg.CORSOrigins = origins
 	h := &Handler{cfg: cfg, log: cfg.Logger, conns: newRegistry(), now: time.Now, skipLog: newLogLimiter(cfg.SkipLogInterval),
-		streams: map[*stream]struct{}{}, credentialed: map[string]bool{}}
+		streams: map[*stream]struct{}{}, credentialed: map[string]bool{}, done: make(chan struct{})}
 	for _, o := range origins {
 		h.credentialed[o] = o != anyOrigin
 	}
@@ -152,6 +168,12 @@ func (cfg Config) withDefaults() Config {
 	if cfg.MaxEvent <= 0 {
 		cfg.MaxEvent = 1 << 20
 	}
+	if cfg.MaxRunBody <= 0 {
+		cfg.MaxRunBody = DefaultMaxRunBody
+	}
+	if cfg.MaxRunDuration <= 0 {
+		cfg.MaxRunDuration = DefaultMaxRunDuration
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NopMetrics{}
 	}
@@ -187,6 +209,7 @@ func (h *Handler) routes() chi.Router {
 	r.Get("/api/v1/analytics/stream", h.serveStream)
 	r.Post("/api/v1/events/{channel}", h.publish)
 	r.Post("/api/v1/webhook/{channel}", h.webhook)
+	r.Post("/api/v1/agui/agents/{agent}/run", h.serveRun)
 	r.Get("/api/v1/connections", h.connections)
 	r.Post("/api/v1/session", h.createSession)
 	r.Delete("/api/v1/session", h.deleteSession)
@@ -319,9 +342,12 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, bus.ErrUnavailable):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, bus.ErrRunExists):
+		return http.StatusConflict
 	case errors.Is(err, bus.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, bus.ErrCursorAhead), errors.Is(err, routing.ErrInvalidCursor),
+		errors.Is(err, bus.ErrInvalidRun), errors.Is(err, routing.ErrInvalidAgent),
 		errors.Is(err, routing.ErrInvalidType), errors.Is(err, routing.ErrInvalidUser),
 		errors.Is(err, routing.ErrUnknownChannel):
 		return http.StatusBadRequest

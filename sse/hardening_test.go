@@ -14,6 +14,7 @@ import (
 
 	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/bus"
+	"github.com/eventsd/eventsd/embedded"
 	"github.com/eventsd/eventsd/internal/testplane"
 	"github.com/eventsd/eventsd/routing"
 	"github.com/eventsd/eventsd/sse"
@@ -193,8 +194,8 @@ func TestBodyDeadlineSparesLongAnswers(t *testing.T) {
 // TestEventOverPayloadLimit: an event that fits --max-body but not, with what ingress adds,
 // NATS's payload limit is a 413 naming the limit, not a 500; nothing is stored.
 func TestEventOverPayloadLimit(t *testing.T) {
-	p := newPlane(t, sse.Config{MaxBody: 2 << 20})
-	body := `{"type":"CUSTOM","name":"n","value":"` + strings.Repeat("x", 1<<20-60) + `"}` // under 1 MiB
+	p := newPlane(t, sse.Config{MaxBody: 2 * embedded.DefaultMaxPayload})
+	body := `{"type":"CUSTOM","name":"n","value":"` + strings.Repeat("x", embedded.DefaultMaxPayload-60) + `"}` // under the limit
 	code, ans := p.post(t, "/api/v1/events/agui", token(t, "alice"), "application/json", body)
 	if code != http.StatusRequestEntityTooLarge || !strings.Contains(fmt.Sprint(ans["error"]), fmt.Sprint(p.bus.MaxPayload())) {
 		t.Fatalf("%d-byte event: %d %v, want 413 naming the limit of %d", len(body), code, ans, p.bus.MaxPayload())

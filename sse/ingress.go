@@ -7,10 +7,12 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/eventsd/eventsd/auth"
+	"github.com/eventsd/eventsd/bus"
 	"github.com/eventsd/eventsd/event"
 	"github.com/eventsd/eventsd/routing"
 )
@@ -67,17 +69,7 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, webhook bool) {
 	subject, body, err := h.readEvent(w, r, id, channel, webhook)
 	if err != nil {
 		h.cfg.Metrics.Published(channel, "rejected", 0)
-		var in *inputError
-		var fe *event.FieldError
-		switch {
-		case errors.As(err, &in):
-			writeError(w, in.status, in.msg, in.field)
-			return
-		case errors.As(err, &fe):
-			writeError(w, http.StatusBadRequest, fe.Msg, fe.Field)
-			return
-		}
-		writeFailure(w, err, "")
+		writeInputError(w, err)
 		return
 	}
 	target, _ := routing.ParseSubject(subject) // SubjectFor wrote it
@@ -132,6 +124,14 @@ const (
 	MaxMsgID = 512
 )
 
+// DefaultMaxRunBody is the default largest run request of a Handler: 1 MiB, NATS's default
+// payload limit, less RunOverhead and the headers. A larger --max-run-body needs a NATS server with a larger max_payload
+// (the embedded one takes 8 MiB).
+const DefaultMaxRunBody = 1<<20 - RunOverhead - bus.PublishOverhead
+
+// DefaultMaxRunDuration is how long a run started over HTTP may last by default.
+const DefaultMaxRunDuration = time.Hour
+
 // maxIdempotencyKey bounds the Idempotency-Key header.
 const maxIdempotencyKey = 128
 
@@ -154,16 +154,9 @@ func (h *Handler) readEvent(w http.ResponseWriter, r *http.Request, id auth.Iden
 	if k := r.Header.Get("Idempotency-Key"); len(k) > maxIdempotencyKey || strings.ContainsFunc(k, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
 		return "", nil, badRequest("Idempotency-Key", "Idempotency-Key must be at most %d printable ASCII characters", maxIdempotencyKey)
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
+	raw, err := h.readBody(w, r, h.cfg.MaxBody, "--max-body")
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return "", nil, &inputError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("body over %d bytes", tooBig.Limit)}
-		}
-		if isTimeout(err) {
-			return "", nil, &inputError{status: http.StatusRequestTimeout, msg: fmt.Sprintf("body not received within %s", h.cfg.ReadTimeout)}
-		}
-		return "", nil, badRequest("", "reading body: %v", err)
+		return "", nil, err
 	}
 	ev, err := event.Parse(raw)
 	if err != nil {
@@ -200,6 +193,37 @@ func (h *Handler) readEvent(w http.ResponseWriter, r *http.Request, id auth.Iden
 		return "", nil, badRequest("type", "%v", err)
 	}
 	return subject, ev.Encode(), nil
+}
+
+// readBody reads a request body of at most limit bytes, the value of flag.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64, flag string) ([]byte, error) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err == nil {
+		return raw, nil
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, &inputError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("body over %d bytes (%s)", tooBig.Limit, flag)}
+	}
+	if isTimeout(err) {
+		return nil, &inputError{status: http.StatusRequestTimeout, msg: fmt.Sprintf("body not received within %s", h.cfg.ReadTimeout)}
+	}
+	return nil, badRequest("", "reading body: %v", err)
+}
+
+// writeInputError answers a request the client got wrong (an inputError or an
+// event.FieldError), or any other error with its status (writeFailure).
+func writeInputError(w http.ResponseWriter, err error) {
+	var in *inputError
+	var fe *event.FieldError
+	switch {
+	case errors.As(err, &in):
+		writeError(w, in.status, in.msg, in.field)
+	case errors.As(err, &fe):
+		writeError(w, http.StatusBadRequest, fe.Msg, fe.Field)
+	default:
+		writeFailure(w, err, "")
+	}
 }
 
 func checkJSONContentType(ct string) error {

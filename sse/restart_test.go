@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/bus"
+	"github.com/eventsd/eventsd/event"
 	"github.com/eventsd/eventsd/routing"
 )
 
@@ -73,6 +74,12 @@ func (fakeBroker) Subscribe(context.Context, routing.Subscription) (*bus.Feed, e
 	return nil, errors.New("fakeBroker: no feeds")
 }
 func (fakeBroker) Publish(context.Context, string, []byte, string) (bus.Ack, error) {
+	return bus.Ack{}, errors.New("fakeBroker: no publishing")
+}
+func (fakeBroker) EnqueueRun(context.Context, bus.RunRequest, time.Duration) (*bus.Run, error) {
+	return nil, errors.New("fakeBroker: no runs")
+}
+func (fakeBroker) PublishRunEvent(context.Context, string, string, string, event.Event) (bus.Ack, error) {
 	return bus.Ack{}, errors.New("fakeBroker: no publishing")
 }
 func (fakeBroker) Ready(context.Context) error          { return nil }
@@ -147,7 +154,7 @@ func TestStreamRestarts(t *testing.T) {
 				for i, f := range tt.feeds {
 					feeds[i] = &fakeFeed{notice: f.notice, epoch: f.epoch, err: f.err, events: f.events}
 				}
-				body, cursors, reason := runStream(t, http2, tt.lastEventID, feeds)
+				body, cursors, reason := serveFakes(t, http2, tt.lastEventID, feeds)
 				if body != tt.wantBody {
 					t.Errorf("body = %q, want %q", body, tt.wantBody)
 				}
@@ -167,9 +174,9 @@ func TestStreamRestarts(t *testing.T) {
 	}
 }
 
-// runStream serves one a2a stream whose Subscribes return feeds in turn, until it closes, and
+// serveFakes serves one a2a stream whose Subscribes return feeds in turn, until it closes, and
 // returns its body, the cursors of the Subscribes after the first, and why it closed.
-func runStream(t *testing.T, http2 bool, lastEventID string, feeds []*fakeFeed) (body string, cursors []string, reason string) {
+func serveFakes(t *testing.T, http2 bool, lastEventID string, feeds []*fakeFeed) (body string, cursors []string, reason string) {
 	t.Helper()
 	secret := []byte("restart-test")
 	m := closedReasons{reasons: make(chan string, 1)}

@@ -82,9 +82,14 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 	s.serve(w, r)
 }
 
-// finish accounts for a stream that has ended.
+// finish accounts for a stream that has ended, and gives its place back to its user.
 func (h *Handler) finish(sub routing.Subscription, start time.Time, sent int, reason string, err error) {
 	h.conns.add(sub.User, -1)
+	h.streamEnded(sub, start, sent, reason, err)
+}
+
+// streamEnded counts and logs a stream that has ended.
+func (h *Handler) streamEnded(sub routing.Subscription, start time.Time, sent int, reason string, err error) {
 	h.cfg.Metrics.StreamClosed(sub.Channel, reason)
 	h.log.Info("sse connection closed", "user", sub.User, "channel", sub.Channel,
 		"duration", h.now().Sub(start).Round(time.Millisecond), "events", sent, "reason", reason, "err", err)

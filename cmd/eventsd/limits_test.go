@@ -13,9 +13,19 @@ import (
 // than answering 500 to the events that do not fit.
 func TestRunRefusesMaxBodyOverPayload(t *testing.T) {
 	err := run(context.Background(), []string{"eventsd", "--data-dir", t.TempDir(), "--nats-listen", "0", "--listen", "127.0.0.1:0",
-		"--log-level", "error", "--max-body", "1048576"}, io.Discard, io.Discard)
-	if err == nil || !strings.HasPrefix(err.Error(), "--max-body 1048576: the NATS server stores at most 1048576 bytes per event") {
-		t.Fatalf("--max-body 1048576 against a 1 MiB payload limit: %v, want it refused, naming the flag", err)
+		"--log-level", "error", "--max-body", "8388608"}, io.Discard, io.Discard)
+	if err == nil || !strings.HasPrefix(err.Error(), "--max-body 8388608: the NATS server stores at most 8388608 bytes per event") {
+		t.Fatalf("--max-body 8388608 against an 8 MiB payload limit: %v, want it refused, naming the flag", err)
+	}
+}
+
+// TestRunRefusesMaxRunBodyOverPayload: the same for --max-run-body, with what a run request
+// adds to its input.
+func TestRunRefusesMaxRunBodyOverPayload(t *testing.T) {
+	err := run(context.Background(), []string{"eventsd", "--data-dir", t.TempDir(), "--nats-listen", "0", "--listen", "127.0.0.1:0",
+		"--log-level", "error", "--max-run-body", "8388608"}, io.Discard, io.Discard)
+	if err == nil || !strings.HasPrefix(err.Error(), "--max-run-body 8388608: the NATS server carries at most 8388608 bytes per message") {
+		t.Fatalf("--max-run-body 8388608 against an 8 MiB payload limit: %v, want it refused, naming the flag", err)
 	}
 }
 

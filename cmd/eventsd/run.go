@@ -37,6 +37,9 @@ type config struct {
 	heartbeat    time.Duration
 	retention    time.Duration
 	maxBody      int64
+	maxRunBody   int64
+	runTimeout   time.Duration
+	maxRunTime   time.Duration
 	maxBytes     int64
 	readTimeout  time.Duration
 	writeTimeout time.Duration
@@ -84,6 +87,9 @@ func flags(c *config) []cli.Flag {
 		dur("heartbeat", 15*time.Second, "idle time after which a stream gets a heartbeat frame", &c.heartbeat),
 		dur("retention", 24*time.Hour, "how long streams keep events", &c.retention),
 		&cli.Int64Flag{Name: "max-body", Value: sse.DefaultMaxBody, Usage: "largest ingress body in bytes; with its headers, an event must fit the NATS server's payload limit (1 MiB unless configured otherwise)", EnvVars: env("max-body"), Destination: &c.maxBody},
+		&cli.Int64Flag{Name: "max-run-body", Usage: "largest AG-UI run request (POST /api/v1/agui/agents/{agent}/run) in bytes; with what a request adds, it must fit the NATS server's payload limit (0: as much as that allows, 8 MiB less 8 KiB on the embedded server)", EnvVars: env("max-run-body"), Destination: &c.maxRunBody},
+		dur("run-timeout", 30*time.Second, "how long a run request waits for a runtime of its agent before the run ends in RUN_ERROR no_runtime", &c.runTimeout),
+		dur("max-run-duration", sse.DefaultMaxRunDuration, "how long a run started over HTTP may last before it ends in RUN_ERROR run_timeout and its runtime is told to stop", &c.maxRunTime),
 		&cli.Int64Flag{Name: "max-bytes", Value: routing.DefaultStreamOptions.MaxBytes, Usage: "size limit of each stream in bytes; past it the oldest events are discarded (0: no limit). The server reserves it per stream against its JetStream storage", EnvVars: env("max-bytes"), Destination: &c.maxBytes},
 		dur("read-timeout", 10*time.Second, "time a request body may take to arrive; a body still trickling in after it is cut off (streams are not affected)", &c.readTimeout),
 		dur("write-timeout", 10*time.Second, "a stream client that takes no frame for this long is disconnected", &c.writeTimeout),
@@ -123,6 +129,9 @@ func (c config) check() error {
 		{"nats-grace", c.natsGrace, c.natsGrace > 0, "a positive duration"},
 		{"inactive-threshold", c.inactiveThreshold, c.inactiveThreshold > 0, "a positive duration"},
 		{"max-body", c.maxBody, c.maxBody > 0, "a positive number of bytes"},
+		{"max-run-body", c.maxRunBody, c.maxRunBody >= 0, "0 (what NATS carries) or a number of bytes"},
+		{"run-timeout", c.runTimeout, c.runTimeout > 0, "a positive duration"},
+		{"max-run-duration", c.maxRunTime, c.maxRunTime > 0, "a positive duration"},
 		{"queue", c.queue, c.queue > 0, "a positive number of events"},
 		{"replicas", c.replicas, c.replicas >= 1 && c.replicas <= 5, "1 to 5 (JetStream's range)"},
 		{"max-conns", c.maxConns, c.maxConns >= 0, "0 (no limit) or more"},
@@ -226,7 +235,7 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 		return nil, err
 	}
 	m := metrics.New(func() bool { return d.bus.Connected() })
-	if err := d.connect(ctx, c, natsAuth, m); err != nil {
+	if err := d.connect(ctx, &c, natsAuth, m); err != nil {
 		return nil, err
 	}
 	d.handler, err = sse.NewHandler(sse.Config{
@@ -235,6 +244,9 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 		Heartbeat:       c.heartbeat,
 		WriteTimeout:    c.writeTimeout,
 		MaxBody:         c.maxBody,
+		MaxRunBody:      c.maxRunBody,
+		RunTimeout:      c.runTimeout,
+		MaxRunDuration:  c.maxRunTime,
 		ReadTimeout:     c.readTimeout,
 		Logger:          log,
 		Metrics:         m,
@@ -286,15 +298,17 @@ func (d *daemon) startNATS(c config) (bus.Auth, error) {
 	return bus.Auth{User: datadir.NATSUser, Password: password}, nil
 }
 
-// connect connects the bus, ensures the streams, checks --max-body against the server's
-// payload limit and starts the contexts projector.
-func (d *daemon) connect(ctx context.Context, c config, natsAuth bus.Auth, m *metrics.Prometheus) error {
+// connect connects the bus, ensures the streams, checks --max-body and --max-run-body against
+// the server's payload limit (setting --max-run-body where it is 0) and starts the contexts
+// projector.
+func (d *daemon) connect(ctx context.Context, c *config, natsAuth bus.Auth, m *metrics.Prometheus) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	streams := routing.DefaultStreamOptions
 	streams.MaxAge = c.retention
 	streams.Replicas = c.replicas
 	streams.MaxBytes = c.maxBytes
+	streams.RunTimeout = c.runTimeout
 	var err error
 	d.bus, err = bus.Connect(ctx, bus.Config{
 		URL: d.natsURL, Auth: natsAuth, Streams: streams, Logger: d.log, Metrics: m,
@@ -306,9 +320,17 @@ func (d *daemon) connect(ctx context.Context, c config, natsAuth bus.Auth, m *me
 	if err := d.ensureStreams(ctx, c.maxBytes); err != nil {
 		return err
 	}
-	if limit := d.bus.MaxPayload(); c.maxBody+bus.PublishOverhead+sse.StampOverhead+sse.MaxMsgID > limit {
+	limit := d.bus.MaxPayload()
+	if c.maxBody+bus.PublishOverhead+sse.StampOverhead+sse.MaxMsgID > limit {
 		return fmt.Errorf("--max-body %d: the NATS server stores at most %d bytes per event, headers and added fields included: want at most %d",
 			c.maxBody, limit, limit-bus.PublishOverhead-sse.StampOverhead-sse.MaxMsgID)
+	}
+	if c.maxRunBody == 0 {
+		c.maxRunBody = limit - bus.PublishOverhead - sse.RunOverhead
+	}
+	if c.maxRunBody+bus.PublishOverhead+sse.RunOverhead > limit {
+		return fmt.Errorf("--max-run-body %d: the NATS server carries at most %d bytes per message, what a run request adds included: want at most %d (or 0)",
+			c.maxRunBody, limit, limit-bus.PublishOverhead-sse.RunOverhead)
 	}
 	return d.bus.StartContexts(ctx)
 }
@@ -326,6 +348,9 @@ func (d *daemon) ensureStreams(ctx context.Context, maxBytes int64) error {
 		}
 		if errors.Is(err, bus.ErrNoStorage) { // waiting will not change it
 			return fmt.Errorf("--max-bytes %d: %w", maxBytes, err)
+		}
+		if errors.Is(err, bus.ErrStreamConflict) { // nor this
+			return err
 		}
 		if ctx.Err() != nil {
 			return err

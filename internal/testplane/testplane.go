@@ -201,3 +201,13 @@ func (l *connList) Accept() (net.Conn, error) {
 	}
 	return c, err
 }
+
+// Await fails the test unless ch is closed before ctx ends.
+func Await(t testing.TB, ctx context.Context, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		t.Fatalf("%s: not within the test's deadline", what)
+	}
+}

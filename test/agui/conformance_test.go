@@ -23,13 +23,7 @@ import (
 // @ag-ui/core's schemas. The client resumes with a cursor from another stream, so the stream
 // also carries a resync frame, and heartbeats come between the events.
 func TestOfficialClientReadsStream(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node not found: install Node.js 20+ to run the AG-UI conformance test")
-	}
-	if _, err := os.Stat(filepath.Join("node_modules", "@ag-ui", "core")); err != nil {
-		t.Skip("AG-UI packages missing: run 'npm ci --prefix test/agui' (bash .ci/run does)")
-	}
+	node := needNode(t)
 	// A short heartbeat, so that heartbeat frames are part of what the client reads.
 	beats := heartbeats{c: make(chan struct{}, 1)}
 	p := testplane.Start(t, sse.Config{Heartbeat: 20 * time.Millisecond, Metrics: beats})
@@ -91,6 +85,19 @@ func TestOfficialClientReadsStream(t *testing.T) {
 	if len(lines) != len(events)+1 || !strings.Contains(lines[0], `"name":"resync"`) {
 		t.Fatalf("client validated %d events, want the resync event and %d more:\n%s", len(lines), len(events), stdout.String())
 	}
+}
+
+// needNode returns the path of node, or skips the test without it or the AG-UI packages.
+func needNode(t *testing.T) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node not found: install Node.js 20+ to run the AG-UI conformance tests")
+	}
+	if _, err := os.Stat(filepath.Join("node_modules", "@ag-ui", "core")); err != nil {
+		t.Skip("AG-UI packages missing: run 'npm ci --prefix test/agui' (bash .ci/run does)")
+	}
+	return node
 }
 
 // heartbeats signals each heartbeat frame written.
