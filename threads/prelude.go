@@ -1,0 +1,98 @@
+package threads
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/eventsd/eventsd/event"
+)
+
+// snapshotRunID names the completed run that carries an idle thread's snapshots when no run of
+// the thread is known.
+const snapshotRunID = "thread-snapshot"
+
+// Prelude returns the events a new connection to the thread opens with, which a fresh
+// @ag-ui/client verifier accepts from the first: for a run in progress, its RUN_STARTED, the
+// thread's MESSAGES_SNAPSHOT, its STATE_SNAPSHOT (when there is state), a CUSTOM "omitted"
+// event when messages were left out, and a start for every step, message, tool call and
+// reasoning span still open; for an idle thread, a completed run (RUN_STARTED ...
+// RUN_FINISHED, with the last run's id) carrying the same snapshots; nothing for a thread the
+// view knows nothing of. The connection's events continue right after v.Seq.
+func (v *View) Prelude(now time.Time) ([][]byte, error) {
+	if v.Run == nil && len(v.Messages) == 0 && v.State == nil {
+		return nil, nil
+	}
+	var out [][]byte
+	add := func(ev event.Event) error {
+		b, err := event.Encode(ev, now)
+		out = append(out, b)
+		return err
+	}
+	runID := snapshotRunID
+	if n := len(v.Runs); n > 0 {
+		runID = v.Runs[n-1].ID
+	}
+	if v.Run != nil {
+		out = append(out, v.Run.Started)
+	} else if err := add(event.RunStarted{ThreadID: v.ThreadID, RunID: runID}); err != nil {
+		return nil, err
+	}
+	if err := v.snapshots(add); err != nil {
+		return nil, err
+	}
+	if v.Run != nil {
+		return out, v.Run.Open.starts(add)
+	}
+	return out, add(event.RunFinished{ThreadID: v.ThreadID, RunID: runID})
+}
+
+// snapshots adds the thread's messages and state.
+func (v *View) snapshots(add func(event.Event) error) error {
+	msgs := make([]json.RawMessage, 0, len(v.Messages))
+	for _, m := range v.Messages {
+		b, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, b)
+	}
+	if err := add(event.MessagesSnapshot{Messages: msgs}); err != nil {
+		return err
+	}
+	if v.Omitted > 0 {
+		value, _ := json.Marshal(map[string]int{"messages": v.Omitted})
+		if err := add(event.Custom{Name: "eventsd.omitted", Value: value}); err != nil {
+			return err
+		}
+	}
+	if v.State != nil {
+		return add(event.StateSnapshot{Snapshot: v.State})
+	}
+	return nil
+}
+
+// starts adds a start for everything open.
+func (o Open) starts(add func(event.Event) error) error {
+	var evs []event.Event
+	for _, s := range o.Steps {
+		evs = append(evs, event.StepStarted{StepName: s.ID, Attributable: event.Attributable{SubagentRunID: s.Subagent}})
+	}
+	for _, m := range o.Text {
+		evs = append(evs, event.TextMessageStart{MessageID: m.ID, Role: m.Role, Name: m.Name, Attributable: event.Attributable{SubagentRunID: m.Subagent}})
+	}
+	for _, c := range o.Tools {
+		evs = append(evs, event.ToolCallStart{ToolCallID: c.ID, ToolCallName: c.Name, ParentMessageID: c.Parent, Attributable: event.Attributable{SubagentRunID: c.Subagent}})
+	}
+	for _, r := range o.Spans {
+		evs = append(evs, event.ReasoningStart{MessageID: r.ID, Attributable: event.Attributable{SubagentRunID: r.Subagent}})
+	}
+	for _, r := range o.Reasoning {
+		evs = append(evs, event.ReasoningMessageStart{MessageID: r.ID, Role: "reasoning", Attributable: event.Attributable{SubagentRunID: r.Subagent}})
+	}
+	for _, ev := range evs {
+		if err := add(ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}

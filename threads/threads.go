@@ -1,0 +1,400 @@
+// Package threads keeps the view of one AG-UI thread from its events: its messages and state
+// as @ag-ui/client 1.0.0's default apply builds a client's, the run in progress and what is
+// open in it, and the runs recently seen. A thread stream opens with a prelude computed from
+// it. The package is pure: bus stores the views and feeds the events.
+//
+// The rules follow the client's (defaultApplyEvents), so that a client that joins with the
+// prelude ends with the same messages and state as one that watched every event:
+//   - TEXT_MESSAGE_START and REASONING_MESSAGE_START reuse a message of that id, or add one
+//     with empty content; *_CONTENT append to it; TOOL_CALL_START adds a call to its parent
+//     assistant message (or to a new one, named by parentMessageId or the call's id) unless a
+//     message holds it; TOOL_CALL_ARGS append to its arguments; TOOL_CALL_RESULT inserts a tool
+//     message after the assistant message that holds the call.
+//   - MESSAGES_SNAPSHOT replaces the messages; STATE_SNAPSHOT the state; STATE_DELTA patches it
+//     (RFC 6902; a patch that fails leaves it as it was); ACTIVITY_* add and patch activity
+//     messages; RUN_STARTED adds its input's messages that are missing.
+//
+// A view is bounded: past MaxViewBytes of JSON, its oldest closed messages are left out, and
+// Omitted counts them.
+package threads
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+
+	"github.com/eventsd/eventsd/event"
+	"github.com/eventsd/eventsd/routing"
+)
+
+// MaxViewBytes bounds a view's JSON.
+const MaxViewBytes = 1 << 20
+
+// maxRuns is how many recent runs a view remembers, for resuming within them.
+const maxRuns = 32
+
+// ErrMalformed is returned for an event that is not a valid AG-UI event.
+var ErrMalformed = errors.New("threads: malformed event")
+
+// View is the view of one thread as of the stream's sequence Seq (of the stream's life Epoch).
+type View struct {
+	Epoch    uint64          `json:"epoch"`
+	Seq      uint64          `json:"seq"`
+	ThreadID string          `json:"threadId"`
+	Messages []event.Message `json:"messages"`
+	State    json.RawMessage `json:"state,omitempty"` // nil: none yet
+	Run      *Run            `json:"run,omitempty"`   // the run in progress
+	Runs     []Span          `json:"runs,omitempty"`  // the runs recently seen, oldest first
+	Omitted  int             `json:"omitted,omitempty"`
+}
+
+// Run is the run in progress on a thread and what is open in it.
+type Run struct {
+	ID      string          `json:"id"`
+	Started json.RawMessage `json:"started"` // its RUN_STARTED, as stored
+	Open    Open            `json:"open"`
+}
+
+// Open is what is open in a run: what a client joining now must see started again.
+type Open struct {
+	Steps     []Item `json:"steps,omitempty"`
+	Text      []Item `json:"text,omitempty"`
+	Tools     []Item `json:"tools,omitempty"`
+	Spans     []Item `json:"spans,omitempty"`     // reasoning spans
+	Reasoning []Item `json:"reasoning,omitempty"` // reasoning messages
+}
+
+// Item is one open step, message, tool call or reasoning span.
+type Item struct {
+	ID       string `json:"id"`
+	Name     string `json:"name,omitempty"`   // a step's or a tool call's name, a message's name
+	Role     string `json:"role,omitempty"`   // a text message's
+	Parent   string `json:"parent,omitempty"` // a tool call's parent message
+	Subagent string `json:"subagent,omitempty"`
+}
+
+// Span is one run as the stream holds it: from its RUN_STARTED to its end (0 while it runs).
+type Span struct {
+	ID    string `json:"id"`
+	Start uint64 `json:"start"`
+	End   uint64 `json:"end,omitempty"`
+}
+
+// Of reports whether v was built from the stream of epoch.
+func (v *View) Of(epoch uint64) bool { return v.Epoch == epoch }
+
+// Apply applies the event data, stored at seq in the stream of epoch, to v if it belongs to
+// v's thread (its top-level threadId), and reports whether v changed. maxBytes bounds v's JSON
+// (MaxViewBytes or less). An event that is not AG-UI JSON gives ErrMalformed and changes nothing.
+func (v *View) Apply(data []byte, seq, epoch uint64, maxBytes int) (bool, error) {
+	a, err := event.AttributionOf(data)
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if a.ThreadID == "" || a.ThreadID != v.ThreadID {
+		return false, nil
+	}
+	ev, err := event.Decode(routing.AGUI, data)
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if v.Epoch != epoch {
+		*v = View{ThreadID: v.ThreadID}
+	}
+	v.Epoch, v.Seq = epoch, seq
+	v.apply(ev, a, data, seq)
+	v.trim(maxBytes)
+	return true, nil
+}
+
+func (v *View) apply(ev event.Event, a event.Attribution, data []byte, seq uint64) {
+	switch e := ev.(type) {
+	case event.RunStarted:
+		v.runStarted(e, data, seq)
+	case event.RunFinished, event.RunError:
+		v.runEnded(a.RunID, seq)
+	case event.MessagesSnapshot:
+		v.snapshot(e.Messages)
+	case event.StateSnapshot:
+		v.State = e.Snapshot
+	case event.StateDelta:
+		v.State = patch(v.State, e.Delta, "{}")
+	default:
+		v.applyMessage(ev)
+		v.applyOpen(ev)
+	}
+}
+
+func (v *View) runStarted(e event.RunStarted, data []byte, seq uint64) {
+	v.Run = &Run{ID: e.RunID, Started: data}
+	v.Runs = append(v.Runs, Span{ID: e.RunID, Start: seq})
+	if len(v.Runs) > maxRuns {
+		v.Runs = slices.Delete(v.Runs, 0, len(v.Runs)-maxRuns)
+	}
+	if e.Input == nil {
+		return
+	}
+	for _, raw := range e.Input.Messages {
+		var m event.Message
+		if json.Unmarshal(raw, &m) == nil && v.find(m.ID) < 0 {
+			v.Messages = append(v.Messages, m)
+		}
+	}
+}
+
+func (v *View) runEnded(id string, seq uint64) {
+	v.Run = nil
+	if n := len(v.Runs); n > 0 && v.Runs[n-1].End == 0 && (id == "" || v.Runs[n-1].ID == id) {
+		v.Runs[n-1].End = seq
+	}
+}
+
+// snapshot merges a MESSAGES_SNAPSHOT as the client does: the messages it names take the
+// snapshot's place, the others go (but activity messages when it has none, and reasoning
+// messages when it has none), and its new messages follow in its order.
+func (v *View) snapshot(raws []json.RawMessage) {
+	snap := make(map[string]event.Message, len(raws))
+	var order []string
+	activity, reasoning := false, false
+	for _, raw := range raws {
+		var m event.Message
+		if json.Unmarshal(raw, &m) != nil {
+			continue
+		}
+		if _, dup := snap[m.ID]; !dup {
+			order = append(order, m.ID)
+		}
+		snap[m.ID] = m
+		activity = activity || m.Role == "activity"
+		reasoning = reasoning || m.Role == "reasoning"
+	}
+	var msgs []event.Message
+	kept := map[string]bool{}
+	for _, m := range v.Messages {
+		if s, ok := snap[m.ID]; ok {
+			msgs, kept[m.ID] = append(msgs, s), true
+		} else if m.Role == "activity" && !activity || m.Role == "reasoning" && !reasoning {
+			msgs, kept[m.ID] = append(msgs, m), true
+		}
+	}
+	for _, id := range order {
+		if !kept[id] {
+			msgs = append(msgs, snap[id])
+		}
+	}
+	v.Messages, v.Omitted = msgs, 0
+}
+
+// find returns the index of the message id, or -1.
+func (v *View) find(id string) int {
+	return slices.IndexFunc(v.Messages, func(m event.Message) bool { return m.ID == id })
+}
+
+// holder returns the index of the message that holds tool call id, and the call's index in it.
+func (v *View) holder(id string) (int, int) {
+	for i, m := range v.Messages {
+		if j := slices.IndexFunc(m.ToolCalls, func(c event.ToolCall) bool { return c.ID == id }); j >= 0 {
+			return i, j
+		}
+	}
+	return -1, -1
+}
+
+func (v *View) applyMessage(ev event.Event) {
+	switch e := ev.(type) {
+	case event.TextMessageStart:
+		v.startMessage(e.MessageID, cmp.Or(e.Role, "assistant"), e.Name, e.SubagentRunID)
+	case event.TextMessageContent:
+		v.appendContent(e.MessageID, e.Delta)
+	case event.ReasoningMessageStart:
+		v.startMessage(e.MessageID, "reasoning", "", e.SubagentRunID)
+	case event.ReasoningMessageContent:
+		v.appendContent(e.MessageID, e.Delta)
+	case event.ToolCallStart:
+		v.startToolCall(e)
+	case event.ToolCallArgs:
+		if i, j := v.holder(e.ToolCallID); i >= 0 {
+			v.Messages[i].ToolCalls[j].Function.Arguments += e.Delta
+		}
+	case event.ToolCallResult:
+		v.toolResult(e)
+	case event.ActivitySnapshot:
+		v.activitySnapshot(e)
+	case event.ActivityDelta:
+		if i := v.find(e.MessageID); i >= 0 && v.Messages[i].Role == "activity" {
+			v.Messages[i].Content = patch(v.Messages[i].Content, e.Patch, "{}")
+			v.Messages[i].ActivityType = e.ActivityType
+		}
+	case event.ReasoningEncryptedValue:
+		v.encrypted(e)
+	}
+}
+
+func (v *View) startMessage(id, role, name, subagent string) {
+	if v.find(id) >= 0 {
+		return // reused, as the client does
+	}
+	v.Messages = append(v.Messages, event.Message{ID: id, Role: role, Content: json.RawMessage(`""`), Name: name, SubagentRunID: subagent})
+}
+
+func (v *View) appendContent(id, delta string) {
+	i := v.find(id)
+	if i < 0 || v.Messages[i].Role == "activity" {
+		return
+	}
+	var s string
+	_ = json.Unmarshal(v.Messages[i].Content, &s) // not a string: starts from ""
+	v.Messages[i].Content, _ = json.Marshal(s + delta)
+}
+
+func (v *View) startToolCall(e event.ToolCallStart) {
+	if i, j := v.holder(e.ToolCallID); i >= 0 {
+		v.Messages[i].ToolCalls[j].Function.Name = e.ToolCallName
+		return
+	}
+	i := -1
+	if e.ParentMessageID != "" {
+		i = v.find(e.ParentMessageID)
+	}
+	if i < 0 || v.Messages[i].Role != "assistant" {
+		id := e.ToolCallID
+		if e.ParentMessageID != "" && i < 0 {
+			id = e.ParentMessageID
+		}
+		v.Messages = append(v.Messages, event.Message{ID: id, Role: "assistant", SubagentRunID: e.SubagentRunID})
+		i = len(v.Messages) - 1
+	}
+	call := event.ToolCall{ID: e.ToolCallID, Type: "function", Function: event.FunctionCall{Name: e.ToolCallName}}
+	v.Messages[i].ToolCalls = append(v.Messages[i].ToolCalls, call)
+}
+
+func (v *View) toolResult(e event.ToolCallResult) {
+	m := event.Message{ID: e.MessageID, ToolCallID: e.ToolCallID, Role: cmp.Or(e.Role, "tool"), Content: e.Content, SubagentRunID: e.SubagentRunID}
+	i := slices.IndexFunc(v.Messages, func(m event.Message) bool {
+		return m.Role == "assistant" && slices.ContainsFunc(m.ToolCalls, func(c event.ToolCall) bool { return c.ID == e.ToolCallID })
+	})
+	if i < 0 {
+		v.Messages = append(v.Messages, m)
+		return
+	}
+	at := i + 1
+	for at < len(v.Messages) && v.Messages[at].Role == "tool" {
+		at++
+	}
+	v.Messages = slices.Insert(v.Messages, at, m)
+}
+
+func (v *View) activitySnapshot(e event.ActivitySnapshot) {
+	m := event.Message{ID: e.MessageID, Role: "activity", ActivityType: e.ActivityType, Content: e.Content, SubagentRunID: e.SubagentRunID}
+	i := v.find(e.MessageID)
+	switch {
+	case i < 0:
+		v.Messages = append(v.Messages, m)
+	case e.Replace != nil && !*e.Replace:
+	default:
+		v.Messages[i] = m
+	}
+}
+
+func (v *View) encrypted(e event.ReasoningEncryptedValue) {
+	if e.Subtype == "tool-call" {
+		if i, j := v.holder(e.EntityID); i >= 0 && v.Messages[i].Role == "assistant" {
+			v.Messages[i].ToolCalls[j].EncryptedValue = e.EncryptedValue
+		}
+		return
+	}
+	if i := v.find(e.EntityID); i >= 0 && v.Messages[i].Role != "activity" {
+		v.Messages[i].EncryptedValue = e.EncryptedValue
+	}
+}
+
+// applyOpen follows what opens and closes within the run in progress.
+func (v *View) applyOpen(ev event.Event) {
+	if v.Run == nil {
+		return
+	}
+	o := &v.Run.Open
+	switch e := ev.(type) {
+	case event.StepStarted:
+		o.Steps = append(o.Steps, Item{ID: e.StepName, Subagent: e.SubagentRunID})
+	case event.StepFinished:
+		o.Steps = without(o.Steps, e.StepName)
+	case event.TextMessageStart:
+		o.Text = append(o.Text, Item{ID: e.MessageID, Role: e.Role, Name: e.Name, Subagent: e.SubagentRunID})
+	case event.TextMessageEnd:
+		o.Text = without(o.Text, e.MessageID)
+	case event.ToolCallStart:
+		o.Tools = append(o.Tools, Item{ID: e.ToolCallID, Name: e.ToolCallName, Parent: e.ParentMessageID, Subagent: e.SubagentRunID})
+	case event.ToolCallEnd:
+		o.Tools = without(o.Tools, e.ToolCallID)
+	case event.ReasoningStart:
+		o.Spans = append(o.Spans, Item{ID: e.MessageID, Subagent: e.SubagentRunID})
+	case event.ReasoningEnd:
+		o.Spans = without(o.Spans, e.MessageID)
+	case event.ReasoningMessageStart:
+		o.Reasoning = append(o.Reasoning, Item{ID: e.MessageID, Subagent: e.SubagentRunID})
+	case event.ReasoningMessageEnd:
+		o.Reasoning = without(o.Reasoning, e.MessageID)
+	}
+}
+
+func without(items []Item, id string) []Item {
+	return slices.DeleteFunc(items, func(it Item) bool { return it.ID == id })
+}
+
+// patch applies ops to doc (empty: empty, a JSON value) and returns the result, or doc as it
+// was if the patch fails, as the client leaves it.
+func patch(doc json.RawMessage, ops []event.PatchOperation, empty string) json.RawMessage {
+	p, err := json.Marshal(ops)
+	if err != nil {
+		return doc
+	}
+	decoded, err := jsonpatch.DecodePatch(p)
+	if err != nil {
+		return doc
+	}
+	src := doc
+	if len(src) == 0 {
+		src = json.RawMessage(empty)
+	}
+	out, err := decoded.Apply(src)
+	if err != nil {
+		return doc
+	}
+	return out
+}
+
+// trim leaves out the oldest messages that are not open until v's JSON fits maxBytes.
+func (v *View) trim(maxBytes int) {
+	for {
+		b, err := json.Marshal(v)
+		if err != nil || len(b) <= maxBytes {
+			return
+		}
+		i := slices.IndexFunc(v.Messages, func(m event.Message) bool { return !v.open(m) })
+		if i < 0 {
+			v.State = nil // the state alone is over the bound: it goes, the run goes on
+			return
+		}
+		v.Messages = slices.Delete(v.Messages, i, i+1)
+		v.Omitted++
+	}
+}
+
+// open reports whether message m is being written by the run in progress: its text, its
+// reasoning or one of its tool calls is open.
+func (v *View) open(m event.Message) bool {
+	if v.Run == nil {
+		return false
+	}
+	has := func(items []Item, id string) bool {
+		return slices.ContainsFunc(items, func(it Item) bool { return it.ID == id })
+	}
+	o := v.Run.Open
+	return has(o.Text, m.ID) || has(o.Reasoning, m.ID) ||
+		slices.ContainsFunc(m.ToolCalls, func(c event.ToolCall) bool { return has(o.Tools, c.ID) })
+}
