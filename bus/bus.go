@@ -157,6 +157,7 @@ type Bus struct {
 	stopBg context.CancelFunc
 
 	contextViews contextsProjector // the contexts projector, once StartContexts has run
+	threadViews  threadsProjector  // the threads projector, once StartThreads has run
 
 	watch  watcher           // recreates deleted streams, once EnsureStreams has run
 	epochs map[string]uint64 // each stream's epoch as last seen; guarded by mu
@@ -285,6 +286,9 @@ func (b *Bus) ensure(ctx context.Context) error {
 	}
 	if err := b.ensureBucket(ctx); err != nil {
 		return b.ensureFailed("bucket "+routing.BucketContexts, err)
+	}
+	if err := b.ensureThreadsBucket(ctx); err != nil {
+		return b.ensureFailed("bucket "+routing.BucketThreads, err)
 	}
 	return nil
 }
@@ -516,6 +520,7 @@ func (b *Bus) Close() error {
 	b.mu.Unlock()
 	b.outageEnded()
 	b.contextViews.stop()
+	b.threadViews.stop()
 	b.stopBg()
 	waited := make(chan struct{})
 	go func() { b.wg.Wait(); close(waited) }()

@@ -21,7 +21,7 @@ var contextsKind = viewKind[contexts.View]{
 	name:     "contexts",
 	stream:   routing.StreamContext,
 	token:    contexts.UserToken,
-	key:      contexts.KeyOfToken,
+	key:      func(tok string, _ []byte) (string, bool) { return contexts.KeyOfToken(tok), true },
 	subject:  func(tok string) string { return "context.*." + tok + ".*" },
 	filters:  contexts.FiltersOf,
 	relevant: contexts.Relevant,
@@ -108,7 +108,7 @@ func (b *Bus) snapshot(ctx context.Context, user string, epoch uint64) (data []b
 		view = &contexts.View{}
 	}
 	if p.blank(view, epoch) {
-		rebuilt, through, err := p.rebuilt(ctx, tok, epoch)
+		rebuilt, through, err := p.rebuilt(ctx, tok, epoch, &contexts.View{})
 		if err != nil {
 			b.log.Warn("contexts snapshot: rebuild", "user", user, "err", err)
 		} else if through > 0 {

@@ -83,7 +83,7 @@ func (b *Bus) Subscribe(ctx context.Context, sub routing.Subscription) (*Feed, e
 	if err != nil {
 		return nil, err
 	}
-	if sf := b.shared.running(name); sf != nil && sub.Cursor == nil && sub.Since.IsZero() && !b.snapshotWanted(sub) {
+	if sf := b.shared.running(name); sf != nil && sub.Cursor == nil && sub.Since.IsZero() && !b.snapshotWanted(sub) && sub.Thread == "" {
 		// Live from now on a shared feed that is running: no consumer, no API call.
 		want.Open = b.catchUpOpener(name, filters, sf.epoch)
 		return b.track(&Feed{sub: sf.d.Join(ctx, want), b: b, stream: name, epoch: sf.epoch}), nil

@@ -21,10 +21,14 @@ type viewKind[V any] struct {
 	name   string // in logs and Metrics.ViewSkipped: "contexts"
 	stream string // the stream whose events the views fold
 
-	// token returns the token of the view an event on subject belongs to, if any.
+	// token returns the token of the views an event on subject belongs to, if any.
 	token func(subject string) (tok string, ok bool)
-	// key returns the bucket key of the view of tok.
-	key func(tok string) string
+	// key returns the bucket key of the view of tok that the event data belongs to, if any: one
+	// view per token (contexts), or one per token and something the event names (threads).
+	key func(tok string, data []byte) (key string, ok bool)
+	// init, if set, readies an empty view for the event data, the first it is built from (a
+	// thread's view learns its thread).
+	init func(v *V, data []byte)
 	// subject returns one subject filter that holds every event of the view of tok (and
 	// perhaps others): the stream counts them by it and finds the first of them.
 	subject func(tok string) string
@@ -325,7 +329,10 @@ func (p *projector[V]) projectFrom(r *projectorRun) error {
 			if !ok {
 				continue
 			}
-			key := p.kind.key(tok)
+			key, ok := p.kind.key(tok, e.data)
+			if !ok {
+				continue
+			}
 			if _, seen := groups[key]; !seen {
 				order = append(order, key)
 			}
@@ -497,14 +504,14 @@ func (p *projector[V]) project(r *projectorRun, key string, events []streamEvent
 	changed := false
 	if p.blank(view, epoch) {
 		tok, _ := p.kind.token(events[0].subject)
-		*view = *new(V)
+		p.reset(view, events[0].data)
 		n, _, err := p.rebuild(ctx, r.stream, view, epoch, tok, events[0].seq, limit, len(events))
 		if err != nil && transient(err) {
 			return nil, err
 		}
 		if err != nil {
 			// Started again from the events, as a view that cannot be read is.
-			*view = *new(V)
+			p.reset(view, events[0].data)
 			err = fmt.Errorf("rebuild %s: %w", key, err)
 			skips = append(skips, skip{events[0], skipRebuild, err})
 		}
@@ -528,6 +535,14 @@ func (p *projector[V]) project(r *projectorRun, key string, events []streamEvent
 		skips = append([]skip{{events[0], skipMalformedView, err}}, skips...)
 	}
 	return skips, nil
+}
+
+// reset empties view, ready for the event data.
+func (p *projector[V]) reset(view *V, data []byte) {
+	*view = *new(V)
+	if p.kind.init != nil {
+		p.kind.init(view, data)
+	}
 }
 
 // apply applies e, of the stream of epoch, to view, within limit bytes, unless the view
@@ -607,14 +622,13 @@ func (p *projector[V]) read(ctx context.Context, key string, epoch uint64) (*V, 
 }
 
 // rebuilt builds the view of tok from the events that the stream of epoch holds, without
-// storing it, and returns it with the sequence through which it reflects them (0 if the stream
-// is of another epoch).
-func (p *projector[V]) rebuilt(ctx context.Context, tok string, epoch uint64) (*V, uint64, error) {
+// storing it, from view (empty, or readied by the kind's init), and returns it with the sequence
+// through which it reflects them (0 if the stream is of another epoch).
+func (p *projector[V]) rebuilt(ctx context.Context, tok string, epoch uint64, view *V) (*V, uint64, error) {
 	s, err := p.b.js.Stream(ctx, p.kind.stream)
 	if err != nil {
 		return nil, 0, p.b.wrap("stream "+p.kind.stream, err)
 	}
-	view := new(V)
 	_, through, err := p.rebuild(ctx, s, view, epoch, tok, 0, p.viewLimit(), 0)
 	if err != nil {
 		return nil, 0, err

@@ -36,7 +36,7 @@ var countKind = viewKind[countView]{
 		user, _, ok := strings.Cut(rest, ".")
 		return user, ok
 	},
-	key:      func(tok string) string { return "u." + tok },
+	key:      func(tok string, _ []byte) (string, bool) { return "u." + tok, true },
 	subject:  func(tok string) string { return "counted." + tok + ".*" },
 	filters:  func(tok string) []string { return []string{"counted." + tok + ".*"} },
 	relevant: func(string) bool { return true },

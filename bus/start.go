@@ -135,6 +135,10 @@ func (b *Bus) locate(ctx context.Context, sub routing.Subscription, name string)
 			return opening{}, err
 		}
 	}
+	pos := position{epoch: o.epoch, first: info.State.FirstSeq, last: info.State.LastSeq}
+	if sub.Thread != "" {
+		return o, b.threadOpening(ctx, sub, &o, pos)
+	}
 	var at *uint64
 	if wanted {
 		tok, _ := routing.UserToken(sub.User) // sub.Stream checked it
@@ -145,6 +149,6 @@ func (b *Bus) locate(ctx context.Context, sub routing.Subscription, name string)
 		}}
 		at = &snapshotSeq
 	}
-	o.start, err = startOf(sub, position{epoch: o.epoch, first: info.State.FirstSeq, last: info.State.LastSeq}, at)
+	o.start, err = startOf(sub, pos, at)
 	return o, err
 }

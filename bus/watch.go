@@ -22,8 +22,11 @@ const watchInterval = 5 * time.Second
 // advisoryStreamDeleted is the subject prefix of JetStream's advisory for a deleted stream.
 const advisoryStreamDeleted = "$JS.EVENT.ADVISORY.STREAM.DELETED."
 
-// bucketStream is the stream that holds the CONTEXTS bucket.
-const bucketStream = "KV_" + routing.BucketContexts
+// The streams that hold the views' buckets.
+const (
+	bucketStream        = "KV_" + routing.BucketContexts
+	threadsBucketStream = "KV_" + routing.BucketThreads
+)
 
 // watcher notices a stream of the event plane deleted (by an operator, or a mistake) and makes
 // the plane whole again: it recreates the stream, ends the feeds that followed the old one so
@@ -44,7 +47,7 @@ func (b *Bus) watched() []string {
 	for _, spec := range routing.Streams(b.cfg.Streams) {
 		names = append(names, spec.Name)
 	}
-	return append(names, bucketStream)
+	return append(names, bucketStream, threadsBucketStream)
 }
 
 // startWatch records the streams' epochs and starts the watcher, once, until the Bus closes.
@@ -207,6 +210,9 @@ func (b *Bus) streamRecreated(name string, epoch uint64) {
 	}
 	if name == routing.StreamContext || name == bucketStream {
 		b.contextViews.pos.restart()
+	}
+	if name == routing.StreamAGUI || name == threadsBucketStream {
+		b.threadViews.pos.restart()
 	}
 }
 

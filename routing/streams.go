@@ -13,6 +13,9 @@ const SubjectConnections = "eventsd.connections"
 // BucketContexts is the key-value bucket that holds each user's contexts view.
 const BucketContexts = "CONTEXTS"
 
+// BucketThreads is the key-value bucket that holds the view of each AG-UI thread.
+const BucketThreads = "THREADS"
+
 // Mapping copies every event stored under From into the CONTEXT stream under To. Both are
 // subject patterns ending in ">", and the tokens matched by ">" are carried over unchanged.
 type Mapping struct {
@@ -101,6 +104,10 @@ type Subscription struct {
 	Types    []string
 	Cursor   *Cursor
 	Since    time.Time
+	// Thread, on the agui channel, follows one AG-UI thread of the user: the feed opens with the
+	// thread's prelude (from its view) and goes on with the user's events, which the reader
+	// keeps to the thread's.
+	Thread string
 }
 
 // Stream returns the stream the subscription reads.

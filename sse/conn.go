@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eventsd/eventsd/bus"
+	"github.com/eventsd/eventsd/event"
 	"github.com/eventsd/eventsd/routing"
 )
 
@@ -296,6 +297,9 @@ func (s *stream) writeWaiting() (sent int, more bool, err error) {
 func (s *stream) encode(evs []bus.Event) (n int, last routing.Cursor, rest []bus.Event) {
 	channel := s.sub.Channel
 	for i, ev := range evs {
+		if s.sub.Thread != "" && !threadEvent(&ev, s.sub.Thread) {
+			continue
+		}
 		if _, err := s.fw.event(ev, channel == routing.Contexts); err != nil {
 			s.h.skipped(channel, ev, err)
 			continue
@@ -306,6 +310,20 @@ func (s *stream) encode(evs []bus.Event) (n int, last routing.Cursor, rest []bus
 		}
 	}
 	return n, last, nil
+}
+
+// threadEvent reports whether ev is an event of thread (its top-level threadId), and leaves out
+// of it the attribution fields its type does not define, which the stock client strips with a
+// warning each.
+func threadEvent(ev *bus.Event, thread string) bool {
+	a, err := event.AttributionOf(ev.Data)
+	if err != nil || a.ThreadID != thread {
+		return false
+	}
+	if data, err := event.WithoutAttribution(ev.Data); err == nil && len(data) != len(ev.Data) {
+		ev.Data, ev.Compact = data, false
+	}
+	return true
 }
 
 // restart follows the feed's end: when its stream was recreated, the stream goes on with a

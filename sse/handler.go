@@ -207,6 +207,7 @@ func (h *Handler) routes() chi.Router {
 	r.Get("/readyz", h.readyz)
 	r.Get("/api/v1/stream/{channel}", h.serveStream)
 	r.Get("/api/v1/analytics/stream", h.serveStream)
+	r.Get("/api/v1/agui/threads/{threadId}/stream", h.serveStream)
 	r.Post("/api/v1/events/{channel}", h.publish)
 	r.Post("/api/v1/webhook/{channel}", h.webhook)
 	r.Post("/api/v1/agui/agents/{agent}/run", h.serveRun)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -113,13 +114,20 @@ func (h *Handler) subscription(w http.ResponseWriter, r *http.Request) (sub rout
 	if name == "" {
 		name = string(routing.Analytics)
 	}
+	thread := chi.URLParam(r, "threadId")
+	if thread != "" {
+		name = string(routing.AGUI)
+	}
 	channel, err := routing.ParseStreamChannel(name)
 	if err != nil {
 		writeError(w, http.StatusNotFound, err.Error(), "channel")
 		return sub, false
 	}
-	sub = routing.Subscription{Channel: channel, User: id.User}
+	sub = routing.Subscription{Channel: channel, User: id.User, Thread: thread}
 	q := r.URL.Query()
+	if thread != "" && !threadQuery(w, thread, q) {
+		return sub, false
+	}
 	if q.Get("all_users") == "true" {
 		if !id.Has(auth.RoleAdmin) {
 			writeError(w, http.StatusForbidden, "all_users=true needs an admin token", "all_users")
@@ -153,6 +161,23 @@ func (h *Handler) subscription(w http.ResponseWriter, r *http.Request) (sub rout
 		sub.Cursor = &cursor
 	}
 	return sub, true
+}
+
+// threadQuery checks a thread stream's request: a thread id of at most bus.MaxRunIDLen bytes,
+// and none of the parameters that would break its prelude (a thread stream is the user's
+// own, whole, from its prelude on).
+func threadQuery(w http.ResponseWriter, thread string, q url.Values) bool {
+	if len(thread) > bus.MaxRunIDLen {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("thread id over %d bytes", bus.MaxRunIDLen), "threadId")
+		return false
+	}
+	for _, p := range []string{"all_users", "types", "since"} {
+		if q.Has(p) {
+			writeError(w, http.StatusBadRequest, p+" is not for thread streams: a thread stream is the thread's whole, from its prelude on", p)
+			return false
+		}
+	}
+	return true
 }
 
 // lastEventID returns the resume cursor: the Last-Event-ID header, else the last_event_id

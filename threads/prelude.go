@@ -96,3 +96,34 @@ func (o Open) starts(add func(event.Event) error) error {
 	}
 	return nil
 }
+
+// RunAt tells where seq falls among the runs v remembers: in one (which it returns), or between
+// them (inRun false). known is false when seq is older than every run it remembers and it
+// may have forgotten older ones.
+func (v *View) RunAt(seq uint64) (span Span, inRun, known bool) {
+	for i := len(v.Runs) - 1; i >= 0; i-- {
+		s := v.Runs[i]
+		if s.Start <= seq && (s.End == 0 || seq < s.End) {
+			return s, true, true
+		}
+		if seq >= s.Start {
+			return Span{}, false, true
+		}
+	}
+	return Span{}, false, len(v.Runs) < maxRuns
+}
+
+// Reopen returns the prelude of a connection that resumes where v is: the open run's
+// RUN_STARTED and a start for everything open in it; nothing between runs.
+func (v *View) Reopen(now time.Time) ([][]byte, error) {
+	if v.Run == nil {
+		return nil, nil
+	}
+	out := [][]byte{v.Run.Started}
+	err := v.Run.Open.starts(func(ev event.Event) error {
+		b, err := event.Encode(ev, now)
+		out = append(out, b)
+		return err
+	})
+	return out, err
+}

@@ -20,6 +20,8 @@ package threads
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -397,4 +399,11 @@ func (v *View) open(m event.Message) bool {
 	o := v.Run.Open
 	return has(o.Text, m.ID) || has(o.Reasoning, m.ID) ||
 		slices.ContainsFunc(m.ToolCalls, func(c event.ToolCall) bool { return has(o.Tools, c.ID) })
+}
+
+// Key is the bucket key of the view of thread threadID of the user of token tok: the token and
+// a hash of the id, which may hold any character.
+func Key(tok, threadID string) string {
+	h := sha256.Sum256([]byte(threadID))
+	return tok + "." + hex.EncodeToString(h[:16])
 }

@@ -299,8 +299,8 @@ func (d *daemon) startNATS(c config) (bus.Auth, error) {
 }
 
 // connect connects the bus, ensures the streams, checks --max-body and --max-run-body against
-// the server's payload limit (setting --max-run-body where it is 0) and starts the contexts
-// projector.
+// the server's payload limit (setting --max-run-body where it is 0) and starts the contexts and
+// threads projectors.
 func (d *daemon) connect(ctx context.Context, c *config, natsAuth bus.Auth, m *metrics.Prometheus) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -332,7 +332,10 @@ func (d *daemon) connect(ctx context.Context, c *config, natsAuth bus.Auth, m *m
 		return fmt.Errorf("--max-run-body %d: the NATS server carries at most %d bytes per message, what a run request adds included: want at most %d (or 0)",
 			c.maxRunBody, limit, limit-bus.PublishOverhead-sse.RunOverhead)
 	}
-	return d.bus.StartContexts(ctx)
+	if err := d.bus.StartContexts(ctx); err != nil {
+		return err
+	}
+	return d.bus.StartThreads(ctx)
 }
 
 // ensureStreams creates or updates the streams, waiting for JetStream until ctx is done.

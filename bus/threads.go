@@ -1,0 +1,101 @@
+package bus
+
+import (
+	"context"
+	"errors"
+
+	"github.com/eventsd/eventsd/event"
+	"github.com/eventsd/eventsd/routing"
+	"github.com/eventsd/eventsd/threads"
+)
+
+// threadsProjector is the projector of the AG-UI thread views, which the Bus holds.
+type threadsProjector = projector[threads.View]
+
+// threadsKind is the thread views: one per user and thread (threads.Key), of the AGUI stream's
+// events that name a thread (a top-level threadId), by the rules of package threads.
+var threadsKind = viewKind[threads.View]{
+	name:   "threads",
+	stream: routing.StreamAGUI,
+	token: func(subject string) (string, bool) {
+		s, err := routing.ParseSubject(subject)
+		return s.Token, err == nil && s.Channel == routing.AGUI
+	},
+	key: func(tok string, data []byte) (string, bool) {
+		a, err := event.AttributionOf(data)
+		if err != nil || a.ThreadID == "" || len(a.ThreadID) > MaxRunIDLen {
+			return "", false
+		}
+		return threads.Key(tok, a.ThreadID), true
+	},
+	init: func(v *threads.View, data []byte) {
+		a, _ := event.AttributionOf(data)
+		v.ThreadID = a.ThreadID
+	},
+	subject:  func(tok string) string { return "agui." + tok + ".*" },
+	filters:  func(tok string) []string { return []string{"agui." + tok + ".*"} },
+	relevant: func(string) bool { return true },
+	apply: func(v *threads.View, maxBytes int, epoch uint64, e streamEvent) (bool, error) {
+		return v.Apply(e.data, e.seq, epoch, maxBytes)
+	},
+	at: func(v *threads.View) (epoch, seq uint64) { return v.Epoch, v.Seq },
+	reason: func(err error) string {
+		if errors.Is(err, threads.ErrMalformed) {
+			return skipMalformed
+		}
+		return ""
+	},
+	maxViewBytes: threads.MaxViewBytes,
+	batchEvents:  256,
+	batchBytes:   4 << 20,
+}
+
+// StartThreads starts the threads projector: it follows the AGUI stream and keeps the view of
+// each thread in the THREADS bucket, until the Bus closes (ctx bounds only the start). From
+// then on a thread stream opens with a prelude from its thread's view. Every node runs one;
+// applying is idempotent, as for the contexts views.
+func (b *Bus) StartThreads(ctx context.Context) error {
+	kv, err := b.js.KeyValue(ctx, routing.BucketThreads)
+	if err != nil {
+		return b.wrap("bucket "+routing.BucketThreads, err)
+	}
+	return b.threadViews.start(ctx, b, threadsKind, kv)
+}
+
+// threadView returns the view of a thread of user as of the AGUI stream of epoch, and the
+// stream sequence it reflects: every event of the thread up to it, and none after. A thread
+// with no view of this stream gets one rebuilt from the events the stream holds.
+func (b *Bus) threadView(ctx context.Context, user, threadID string, epoch uint64) (*threads.View, uint64, error) {
+	p := &b.threadViews
+	pEpoch, applied := p.pos.position() // before the view: it reflects at least that much
+	if pEpoch != epoch {
+		applied = 0
+	}
+	tok, err := routing.UserToken(user)
+	if err != nil {
+		return nil, 0, err
+	}
+	view, _, err := p.read(ctx, threads.Key(tok, threadID), epoch)
+	if errors.Is(err, errMalformedView) {
+		b.log.Warn("thread view", "user", user, "err", err)
+	} else if err != nil {
+		return nil, 0, err
+	}
+	if !view.Of(epoch) || view.ThreadID != threadID {
+		view = &threads.View{}
+	}
+	if p.blank(view, epoch) {
+		rebuilt, through, err := p.rebuilt(ctx, tok, epoch, &threads.View{ThreadID: threadID})
+		if err != nil {
+			return nil, 0, err
+		}
+		view, applied = rebuilt, max(applied, through)
+	}
+	view.ThreadID = threadID
+	return view, max(applied, view.Seq), nil
+}
+
+// ensureThreadsBucket creates the THREADS bucket, or updates it to the configured settings.
+func (b *Bus) ensureThreadsBucket(ctx context.Context) error {
+	return b.ensureViewBucket(ctx, routing.BucketThreads, "each AG-UI thread's view, for the thread streams' preludes")
+}

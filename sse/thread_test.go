@@ -1,0 +1,89 @@
+package sse_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/eventsd/eventsd/event"
+	"github.com/eventsd/eventsd/routing"
+	"github.com/eventsd/eventsd/sse"
+)
+
+// publishRun publishes events of run r1 of thread for alice, as a runtime does.
+func (p *plane) publishRun(t *testing.T, thread string, evs ...event.Event) []string {
+	t.Helper()
+	var ids []string
+	for _, ev := range evs {
+		ack, err := p.bus.PublishRunEvent(ctxFor(t), "alice", thread, "r1", ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, routing.Cursor{Seq: ack.Seq, Epoch: p.epoch(t, routing.StreamAGUI)}.String())
+	}
+	return ids
+}
+
+// threadFrames reads n frames of a thread stream: each frame's data as an object.
+func threadFrames(t *testing.T, c *client, n int) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for range n {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(c.next(t).Data), &ev); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// TestThreadStream: a thread stream joined mid-run opens with the run's RUN_STARTED, the
+// thread's messages and a start for the open message, then goes on with that thread's events
+// only, without the attribution fields their types do not define; resumed by id mid-message,
+// it opens with RUN_STARTED and the open message's start, then the events after the cursor.
+func TestThreadStream(t *testing.T) {
+	p := newPlane(t, sse.Config{})
+	tok := token(t, "alice")
+	p.publishRun(t, "t1",
+		event.RunStarted{},
+		event.TextMessageStart{MessageID: "m1", Role: "assistant"},
+		event.TextMessageContent{MessageID: "m1", Delta: "Hel"})
+	c := p.open(t, "/api/v1/agui/threads/t1/stream", tok, nil)
+	got := threadFrames(t, c, 3)
+	if types(got)[0] != "RUN_STARTED" || types(got)[1] != "MESSAGES_SNAPSHOT" || types(got)[2] != "TEXT_MESSAGE_START" {
+		t.Fatalf("prelude %v, want RUN_STARTED, MESSAGES_SNAPSHOT, TEXT_MESSAGE_START", types(got))
+	}
+	if msgs, _ := json.Marshal(got[1]["messages"]); !strings.Contains(string(msgs), `"content":"Hel"`) {
+		t.Fatalf("snapshot %s, want m1 with its content so far", msgs)
+	}
+	p.publishRun(t, "t2", event.RunStarted{}) // another thread of alice's
+	ids := p.publishRun(t, "t1", event.TextMessageContent{MessageID: "m1", Delta: "lo"})
+	p.publishRun(t, "t1", event.TextMessageEnd{MessageID: "m1"}, event.RunFinished{})
+	got = threadFrames(t, c, 3)
+	if strings.Join(types(got), " ") != "TEXT_MESSAGE_CONTENT TEXT_MESSAGE_END RUN_FINISHED" {
+		t.Fatalf("live %v, want t1's content, end and finish", types(got))
+	}
+	if _, ok := got[0]["threadId"]; ok || got[2]["threadId"] != "t1" {
+		t.Fatalf("attribution: %v", got)
+	}
+
+	r := p.open(t, "/api/v1/agui/threads/t1/stream", tok, map[string]string{"Last-Event-ID": ids[0]})
+	got = threadFrames(t, r, 4)
+	if strings.Join(types(got), " ") != "RUN_STARTED TEXT_MESSAGE_START TEXT_MESSAGE_END RUN_FINISHED" {
+		t.Fatalf("resumed after the second delta: %v, want RUN_STARTED, the open message's start, then END and RUN_FINISHED", types(got))
+	}
+}
+
+// TestThreadStreamRefuses: a thread stream takes no parameter that would break its prelude.
+func TestThreadStreamRefuses(t *testing.T) {
+	p := newPlane(t, sse.Config{})
+	for _, q := range []string{"?types=RUN_STARTED", "?since=2026-01-01T00:00:00Z", "?all_users=true"} {
+		resp := p.get(t, "/api/v1/agui/threads/t1/stream"+q, token(t, "alice", "admin"), nil)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", q, resp.StatusCode)
+		}
+	}
+}
