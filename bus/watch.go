@@ -41,7 +41,7 @@ type watcher struct {
 	epochs map[string]uint64 // each stream's epoch as last checked
 }
 
-// watched are the streams the watcher keeps: the plane's streams and the bucket's.
+// watched are the streams the watcher keeps: the plane's streams and the buckets'.
 func (b *Bus) watched() []string {
 	var names []string
 	for _, spec := range routing.Streams(b.cfg.Streams) {

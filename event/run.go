@@ -3,6 +3,7 @@ package event
 import (
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -182,4 +183,44 @@ func WithoutAttribution(data []byte) ([]byte, error) {
 	}
 	raw.fields = kept
 	return raw.Encode(), nil
+}
+
+// MaxAttributionBytes bounds an event's threadId and runId.
+const MaxAttributionBytes = 256
+
+// Attribute attributes an AG-UI event to a thread and a run: it sets its top-level threadId and
+// runId to the given ones, where not empty. An event that names another thread or run already is
+// an error.
+func (ev *Raw) Attribute(threadID, runID string) error {
+	for _, f := range []struct{ key, value string }{{"threadId", threadID}, {"runId", runID}} {
+		if f.value == "" {
+			continue
+		}
+		value, _ := json.Marshal(f.value)
+		i := slices.IndexFunc(ev.fields, func(x field) bool { return x.key == f.key })
+		if i < 0 {
+			ev.fields = append(ev.fields, field{f.key, value})
+			continue
+		}
+		var got string
+		if json.Unmarshal(ev.fields[i].value, &got) != nil || got != f.value {
+			return fieldError(f.key, "%s is %s, not %q", f.key, ev.fields[i].value, f.value)
+		}
+	}
+	return ev.CheckAttribution()
+}
+
+// CheckAttribution checks an AG-UI event's top-level threadId and runId, where it has them:
+// strings of at most MaxAttributionBytes, which name its thread and run.
+func (ev *Raw) CheckAttribution() error {
+	for _, f := range ev.fields {
+		if f.key != "threadId" && f.key != "runId" {
+			continue
+		}
+		var s string
+		if json.Unmarshal(f.value, &s) != nil || s == "" || len(s) > MaxAttributionBytes {
+			return fieldError(f.key, "%s must be a non-empty string of at most %d bytes", f.key, MaxAttributionBytes)
+		}
+	}
+	return nil
 }

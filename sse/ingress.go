@@ -185,6 +185,11 @@ func (h *Handler) readEvent(w http.ResponseWriter, r *http.Request, id auth.Iden
 	if err := ev.Validate(channel); err != nil {
 		return "", nil, err
 	}
+	if channel == routing.AGUI {
+		if err := ev.CheckAttribution(); err != nil {
+			return "", nil, err
+		}
+	}
 	if err := ev.Stamp(channel == routing.AGUI, h.now()); err != nil {
 		return "", nil, err
 	}

@@ -87,3 +87,27 @@ func TestThreadStreamRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestIngressAttribution: an AG-UI event's threadId and runId, where it has them, are strings
+// of at most 256 bytes; another value is refused and nothing is stored. An event without them
+// is stored as before: it reaches the user's agui stream, and no thread stream.
+func TestIngressAttribution(t *testing.T) {
+	p := newPlane(t, sse.Config{})
+	tok := token(t, "alice")
+	for _, body := range []string{
+		`{"type":"STEP_STARTED","stepName":"s","threadId":7}`,
+		`{"type":"STEP_STARTED","stepName":"s","runId":""}`,
+		`{"type":"STEP_STARTED","stepName":"s","threadId":"` + strings.Repeat("t", 257) + `"}`,
+	} {
+		code, ans := p.post(t, "/api/v1/events/agui", tok, "application/json", body)
+		if code != http.StatusBadRequest || (ans["field"] != "threadId" && ans["field"] != "runId") {
+			t.Errorf("%.60s: %d %v, want 400 naming the field", body, code, ans)
+		}
+	}
+	if n := p.msgs(t, routing.StreamAGUI); n != 0 {
+		t.Fatalf("AGUI holds %d events, want 0", n)
+	}
+	if code, _ := p.post(t, "/api/v1/events/agui", tok, "application/json", `{"type":"STEP_STARTED","stepName":"s"}`); code != http.StatusOK {
+		t.Fatalf("an event of no thread: %d, want 200", code)
+	}
+}

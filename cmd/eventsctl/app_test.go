@@ -499,3 +499,29 @@ func testTailHTTPS(t *testing.T, api *apiServers, tok string) {
 		t.Fatalf("tail ended with %v", err)
 	}
 }
+
+// TestPublishToThread: --thread and --run attribute agui events to a thread and a run, which
+// its thread stream then carries; an event naming another thread is refused, and so are the
+// flags on another channel.
+func TestPublishToThread(t *testing.T) {
+	p := testplane.Start(t, sse.Config{})
+	args := []string{"publish", "--nats-url", p.NATSURL, "--channel", "agui", "--user", "alice", "--thread", "t1", "--run", "r1"}
+	if out, err := ctl(t, append(args, "--type", "RUN_STARTED")...); err != nil || out != "1\n" {
+		t.Fatalf("RUN_STARTED to t1: %q, %v", out, err)
+	}
+	if out, err := ctl(t, append(args, "--data", `{"type":"STEP_STARTED","stepName":"s","threadId":"t2"}`)...); err == nil || !strings.Contains(err.Error(), "threadId") {
+		t.Fatalf("an event of t2 with --thread t1: %q, %v; want it refused", out, err)
+	}
+	if _, err := ctl(t, "publish", "--nats-url", p.NATSURL, "--channel", "a2a", "--user", "alice", "--thread", "t1", "--type", "TASK_SUBMITTED"); err == nil {
+		t.Fatal("--thread on a2a: accepted, want an error")
+	}
+	var ev struct{ ThreadID, RunID string }
+	s, err := p.JS.Stream(t.Context(), "AGUI")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := s.GetLastMsgForSubject(t.Context(), "agui.alice.RUN_STARTED")
+	if err != nil || json.Unmarshal(msg.Data, &ev) != nil || ev.ThreadID != "t1" || ev.RunID != "r1" {
+		t.Fatalf("stored %v (%v), want threadId t1 and runId r1", msg, err)
+	}
+}

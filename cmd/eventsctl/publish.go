@@ -30,6 +30,8 @@ func publishCommand(s stdio) *cli.Command {
 			required(userFlag()),
 			stringFlag("type", "", "event type, e.g. RUN_STARTED (else the event's own \"type\")"),
 			stringFlag("data", "{}", "the event JSON, or - to read one event per line from standard input"),
+			stringFlag("thread", "", "agui: the AG-UI thread the events belong to (their top-level threadId)"),
+			stringFlag("run", "", "agui: the run of the thread they belong to (their top-level runId)"),
 			serverFlag(), tokenFlag(), dataDirFlag(),
 		}, natsFlags()...),
 		Action: func(c *cli.Context) error {
@@ -37,13 +39,16 @@ func publishCommand(s stdio) *cli.Command {
 			if err != nil {
 				return err
 			}
+			if ch != routing.AGUI && (c.String("thread") != "" || c.String("run") != "") {
+				return fmt.Errorf("--thread and --run are for the agui channel, not %s", ch)
+			}
 			send, done, err := newSender(c, ch)
 			if err != nil {
 				return err
 			}
 			defer done()
 			if c.String("data") != "-" {
-				seq, err := publishOne(c.Context, send, ch, c.String("type"), []byte(c.String("data")))
+				seq, err := publishOne(c, send, ch, []byte(c.String("data")))
 				if err != nil {
 					return err
 				}
@@ -98,16 +103,20 @@ func newSender(c *cli.Context, ch routing.Channel) (sender, func(), error) {
 	}, func() { _ = b.Close() }, nil
 }
 
-// publishOne checks one event against the catalog and sends it.
-func publishOne(ctx context.Context, send sender, ch routing.Channel, typ string, data []byte) (uint64, error) {
-	ev, err := event.ParseAs(data, typ)
+// publishOne checks one event against the catalog, attributes it to --thread and --run, and
+// sends it.
+func publishOne(c *cli.Context, send sender, ch routing.Channel, data []byte) (uint64, error) {
+	ev, err := event.ParseAs(data, c.String("type"))
+	if err == nil && ch == routing.AGUI {
+		err = ev.Attribute(c.String("thread"), c.String("run"))
+	}
 	if err == nil {
 		err = ev.Validate(ch)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("invalid event: %w", err)
 	}
-	return send(ctx, ev)
+	return send(c.Context, ev)
 }
 
 // publishLines publishes one event per line of standard input, with a progress bar on a
@@ -127,7 +136,7 @@ func publishLines(c *cli.Context, s stdio, send sender, ch routing.Channel) erro
 		if len(line) == 0 {
 			continue
 		}
-		seq, err := publishOne(c.Context, send, ch, c.String("type"), line)
+		seq, err := publishOne(c, send, ch, line)
 		if err != nil {
 			return fmt.Errorf("line %d: %w (%d published before it)", lineNo, err, n)
 		}
