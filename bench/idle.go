@@ -211,7 +211,8 @@ func cycle(ctx context.Context, workers int, d time.Duration, fn func() error) (
 	return lat, failed, time.Since(start).Seconds()
 }
 
-// connectionConsumers counts AGUI consumers that belong to connections (not the shared feed).
+// connectionConsumers counts AGUI consumers that belong to connections (not the shared feed's,
+// nor a view projector's).
 func (c Config) connectionConsumers(ctx context.Context) (int, error) {
 	names, err := c.NATS.consumerNames(ctx, routing.StreamAGUI)
 	if err != nil {
@@ -219,7 +220,7 @@ func (c Config) connectionConsumers(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, name := range names {
-		if !strings.HasPrefix(name, bus.SharedConsumerPrefix) {
+		if !strings.HasPrefix(name, bus.SharedConsumerPrefix) && !strings.HasPrefix(name, bus.ViewConsumerPrefix) {
 			n++
 		}
 	}

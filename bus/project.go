@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // A viewKind says what a projector needs to know of its views, of type V: which events of its
@@ -74,6 +75,10 @@ type projector[V any] struct {
 	pos    projection         // where it is; restarted when the stream or the bucket is recreated
 	cancel context.CancelFunc // ends it, once started
 }
+
+// ViewConsumerPrefix starts the name of every consumer of a view projector (its follower, and
+// those that rebuild a view): not a connection's.
+const ViewConsumerPrefix = "view-"
 
 // The projector's backoff while NATS (or its bucket) is away: from retryMin, doubling up to
 // retryMax.
@@ -299,6 +304,7 @@ func (p *projector[V]) consumerConfig(tok string) jetstream.OrderedConsumerConfi
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		InactiveThreshold: p.b.cfg.InactiveThreshold,
 		MaxResetAttempts:  maxResets,
+		NamePrefix:        ViewConsumerPrefix + p.kind.name + "-" + nuid.Next(),
 	}
 }
 

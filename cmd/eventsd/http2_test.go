@@ -221,16 +221,12 @@ func (p *h2Plane) streams(t *testing.T, c *http.Client) int {
 	return answer.Count
 }
 
-// consumers returns how many consumers the AGUI stream has on NATS.
+// consumers returns how many consumers the AGUI stream has on NATS for connections and shared
+// feeds.
 func (p *h2Plane) consumers(t *testing.T) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := p.d.bus.Stream(ctx, routing.StreamAGUI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.Consumers
+	_, js := testplane.Client(t, p.d.nats.AuthURL())
+	return testplane.ConnectionConsumers(t, js, routing.StreamAGUI)
 }
 
 // eventually polls cond until it holds, failing the test if it still does not after 30 s.

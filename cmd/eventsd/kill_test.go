@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/eventsd/eventsd/auth"
-	"github.com/eventsd/eventsd/bus"
 	"github.com/eventsd/eventsd/internal/testplane"
 	"github.com/eventsd/eventsd/routing"
 )
@@ -66,18 +64,8 @@ func TestKilled(t *testing.T) {
 		tok, _ := auth.Mint(secret, "alice", nil, time.Hour)
 		_, body := stream(t, url, tok, "")
 		defer body.Close()
-		b, err := bus.Connect(context.Background(), bus.Config{URL: ns.AuthURL()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
-		consumers := func() int {
-			st, err := b.Stream(context.Background(), routing.StreamAGUI)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return st.Consumers
-		}
+		_, js := testplane.Client(t, ns.AuthURL())
+		consumers := func() int { return testplane.ConnectionConsumers(t, js, routing.StreamAGUI) }
 		if n := consumers(); n != 1 {
 			t.Fatalf("%d consumers with one stream open, want 1", n)
 		}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,10 +139,34 @@ func (p *Plane) Msgs(t testing.TB, stream string) uint64 {
 	return p.state(t, stream).Msgs
 }
 
-// Consumers returns how many consumers a stream has.
+// Consumers returns how many consumers a stream has for connections and shared feeds (see
+// ConnectionConsumers).
 func (p *Plane) Consumers(t testing.TB, stream string) int {
 	t.Helper()
-	return p.state(t, stream).Consumers
+	return ConnectionConsumers(t, p.JS, stream)
+}
+
+// ConnectionConsumers returns how many consumers a stream has for connections and shared feeds:
+// a view projector's (bus.ViewConsumerPrefix) are not counted.
+func ConnectionConsumers(t testing.TB, js jetstream.JetStream, stream string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	names := s.ConsumerNames(ctx)
+	for name := range names.Name() {
+		if !strings.HasPrefix(name, bus.ViewConsumerPrefix) {
+			n++
+		}
+	}
+	if err := names.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func (p *Plane) state(t testing.TB, stream string) bus.StreamState {
