@@ -6,8 +6,8 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
