@@ -30,6 +30,12 @@ type viewKind[V any] struct {
 	// init, if set, readies an empty view for the event data, the first it is built from (a
 	// thread's view learns its thread).
 	init func(v *V, data []byte)
+	// fresh: a view that is not there starts from the event at hand, and is not rebuilt from
+	// the stream. For views whose events the stream cannot select by subject (a thread's, among
+	// all of its user's), where a rebuild would read the user's whole history; the projector
+	// builds every view from the stream's first event when it starts, so only a view dropped
+	// from a full bucket loses its past.
+	fresh bool
 	// subject returns one subject filter that holds every event of the view of tok (and
 	// perhaps others): the stream counts them by it and finds the first of them.
 	subject func(tok string) string
@@ -508,7 +514,9 @@ func (p *projector[V]) project(r *projectorRun, key string, events []streamEvent
 	var skips []skip
 	limit := p.viewLimit()
 	changed := false
-	if p.blank(view, epoch) {
+	if p.blank(view, epoch) && p.kind.fresh {
+		p.reset(view, events[0].data)
+	} else if p.blank(view, epoch) {
 		tok, _ := p.kind.token(events[0].subject)
 		p.reset(view, events[0].data)
 		n, _, err := p.rebuild(ctx, r.stream, view, epoch, tok, events[0].seq, limit, len(events))

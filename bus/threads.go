@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/eventsd/eventsd/event"
 	"github.com/eventsd/eventsd/routing"
@@ -45,6 +46,7 @@ var threadsKind = viewKind[threads.View]{
 		}
 		return ""
 	},
+	fresh:        true,
 	maxViewBytes: threads.MaxViewBytes,
 	batchEvents:  256,
 	batchBytes:   4 << 20,
@@ -64,9 +66,12 @@ func (b *Bus) StartThreads(ctx context.Context) error {
 
 // threadView returns the view of a thread of user as of the AGUI stream of epoch, and the
 // stream sequence it reflects: every event of the thread up to it, and none after. A thread
-// with no view of this stream gets one rebuilt from the events the stream holds.
+// with no view is empty as of where the projector is: its events after that follow.
 func (b *Bus) threadView(ctx context.Context, user, threadID string, epoch uint64) (*threads.View, uint64, error) {
 	p := &b.threadViews
+	if p.kv == nil {
+		return nil, 0, fmt.Errorf("%w: thread views are not kept on this node (StartThreads)", ErrUnavailable)
+	}
 	pEpoch, applied := p.pos.position() // before the view: it reflects at least that much
 	if pEpoch != epoch {
 		applied = 0
@@ -82,16 +87,8 @@ func (b *Bus) threadView(ctx context.Context, user, threadID string, epoch uint6
 		return nil, 0, err
 	}
 	if !view.Of(epoch) || view.ThreadID != threadID {
-		view = &threads.View{}
+		view = &threads.View{ThreadID: threadID}
 	}
-	if p.blank(view, epoch) {
-		rebuilt, through, err := p.rebuilt(ctx, tok, epoch, &threads.View{ThreadID: threadID})
-		if err != nil {
-			return nil, 0, err
-		}
-		view, applied = rebuilt, max(applied, through)
-	}
-	view.ThreadID = threadID
 	return view, max(applied, view.Seq), nil
 }
 

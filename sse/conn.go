@@ -175,8 +175,12 @@ func (s *stream) prelude(f feed) error {
 	if n := f.Notice(); n != nil {
 		s.fw.notice(n, s.sub.Channel, s.h.now())
 	}
-	for _, ev := range f.Prelude() {
-		if _, err := s.fw.event(ev, s.sub.Channel == routing.Contexts); err != nil {
+	prelude := f.Prelude()
+	for i, ev := range prelude {
+		// A thread stream's prelude carries its cursor on its last frame only: a client that
+		// lost the connection within it resumes from before it, and gets it whole again.
+		withID := s.sub.Thread == "" || i == len(prelude)-1
+		if _, err := s.fw.frame(ev, s.sub.Channel == routing.Contexts, withID); err != nil {
 			return err
 		}
 		s.last = ev.Cursor
@@ -331,7 +335,9 @@ func threadEvent(ev *bus.Event, thread string) bool {
 // reports whether the stream goes on.
 func (s *stream) restart() bool {
 	err := s.feed.Err()
-	if errors.Is(err, bus.ErrStreamRecreated) && s.restarts < maxRestarts {
+	// A thread stream does not go on: a new prelude in the middle of a run would break its
+	// client's verifier; its client connects again instead.
+	if errors.Is(err, bus.ErrStreamRecreated) && s.restarts < maxRestarts && s.sub.Thread == "" {
 		s.restarts++
 		return s.reopen()
 	}

@@ -61,14 +61,22 @@ func (fw *frameWriter) reset() {
 // wrap, the data is {"protocol":...,"event":...}, the protocol taken from the subject. A payload
 // that is not valid JSON, or too large, gives errSkip and appends nothing.
 func (fw *frameWriter) event(ev bus.Event, wrap bool) ([]byte, error) {
+	return fw.frame(ev, wrap, true)
+}
+
+// frame is event, with the id: line only when withID.
+func (fw *frameWriter) frame(ev bus.Event, wrap, withID bool) ([]byte, error) {
 	mark := fw.buf.Len()
 	if fw.maxEvent > 0 && len(ev.Data) > fw.maxEvent {
 		return nil, errSkip{"too_large"}
 	}
 	b := fw.buf.AvailableBuffer()
-	b = append(b, "id: "...)
-	b = ev.Cursor.Append(b)
-	b = append(b, "\ndata: "...)
+	if withID {
+		b = append(b, "id: "...)
+		b = ev.Cursor.Append(b)
+		b = append(b, '\n')
+	}
+	b = append(b, "data: "...)
 	if wrap {
 		p := routing.Protocol(ev.Subject)
 		if p == "" {

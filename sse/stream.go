@@ -114,7 +114,11 @@ func (h *Handler) subscription(w http.ResponseWriter, r *http.Request) (sub rout
 	if name == "" {
 		name = string(routing.Analytics)
 	}
-	thread := chi.URLParam(r, "threadId")
+	thread, err := url.PathUnescape(chi.URLParam(r, "threadId")) // chi gives the raw path's
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "thread id: "+err.Error(), "threadId")
+		return sub, false
+	}
 	if thread != "" {
 		name = string(routing.AGUI)
 	}

@@ -3,6 +3,7 @@ package sse_test
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -113,5 +114,17 @@ func TestIngressAttribution(t *testing.T) {
 	}
 	if code, _ := p.post(t, "/api/v1/events/agui", tok, "application/json", `{"type":"STEP_STARTED","stepName":"s"}`); code != http.StatusOK {
 		t.Fatalf("an event of no thread: %d, want 200", code)
+	}
+}
+
+// TestThreadIDEscaped: a thread id with characters a URL path escapes is the same thread.
+func TestThreadIDEscaped(t *testing.T) {
+	p := newPlane(t, sse.Config{})
+	const thread = "user:42 / draft?"
+	p.publishRun(t, thread, event.RunStarted{}, event.RunFinished{})
+	c := p.open(t, "/api/v1/agui/threads/"+url.PathEscape(thread)+"/stream", token(t, "alice"), nil)
+	got := threadFrames(t, c, 3)
+	if strings.Join(types(got), " ") != "RUN_STARTED MESSAGES_SNAPSHOT RUN_FINISHED" || got[0]["threadId"] != thread {
+		t.Fatalf("prelude %v, want thread %q's completed run", got, thread)
 	}
 }

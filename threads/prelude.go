@@ -15,11 +15,12 @@ const snapshotRunID = "thread-snapshot"
 // @ag-ui/client verifier accepts from the first: for a run in progress, its RUN_STARTED, the
 // thread's MESSAGES_SNAPSHOT, its STATE_SNAPSHOT (when there is state), a CUSTOM "omitted"
 // event when messages were left out, and a start for every step, message, tool call and
-// reasoning span still open; for an idle thread, a completed run (RUN_STARTED ...
-// RUN_FINISHED, with the last run's id) carrying the same snapshots; nothing for a thread the
+// reasoning span still open; for an idle thread, a completed run (RUN_STARTED with the last
+// run's id ... that run's own RUN_FINISHED or RUN_ERROR, so that its outcome holds) carrying
+// the same snapshots; nothing for a thread the
 // view knows nothing of. The connection's events continue right after v.Seq.
 func (v *View) Prelude(now time.Time) ([][]byte, error) {
-	if v.Run == nil && len(v.Messages) == 0 && v.State == nil {
+	if v.Run == nil && len(v.Runs) == 0 && len(v.Messages) == 0 && v.State == nil {
 		return nil, nil
 	}
 	var out [][]byte
@@ -40,8 +41,11 @@ func (v *View) Prelude(now time.Time) ([][]byte, error) {
 	if err := v.snapshots(add); err != nil {
 		return nil, err
 	}
-	if v.Run != nil {
+	switch {
+	case v.Run != nil:
 		return out, v.Run.Open.starts(add)
+	case v.LastEnd != nil:
+		return append(out, v.LastEnd), nil // the run's own end: its outcome, or its error
 	}
 	return out, add(event.RunFinished{ThreadID: v.ThreadID, RunID: runID})
 }
@@ -99,7 +103,7 @@ func (o Open) starts(add func(event.Event) error) error {
 
 // RunAt tells where seq falls among the runs v remembers: in one (which it returns), or between
 // them (inRun false). known is false when seq is older than every run it remembers and it
-// may have forgotten older ones.
+// may have forgotten older ones. A run's end belongs to it: at its RUN_FINISHED, nothing is open.
 func (v *View) RunAt(seq uint64) (span Span, inRun, known bool) {
 	for i := len(v.Runs) - 1; i >= 0; i-- {
 		s := v.Runs[i]

@@ -51,6 +51,7 @@ type View struct {
 	State    json.RawMessage `json:"state,omitempty"` // nil: none yet
 	Run      *Run            `json:"run,omitempty"`   // the run in progress
 	Runs     []Span          `json:"runs,omitempty"`  // the runs recently seen, oldest first
+	LastEnd  json.RawMessage `json:"lastEnd,omitempty"` // the last run's RUN_FINISHED or RUN_ERROR, as stored
 	Omitted  int             `json:"omitted,omitempty"`
 }
 
@@ -118,7 +119,7 @@ func (v *View) apply(ev event.Event, a event.Attribution, data []byte, seq uint6
 	case event.RunStarted:
 		v.runStarted(e, data, seq)
 	case event.RunFinished, event.RunError:
-		v.runEnded(a.RunID, seq)
+		v.runEnded(a.RunID, data, seq)
 	case event.MessagesSnapshot:
 		v.snapshot(e.Messages)
 	case event.StateSnapshot:
@@ -132,25 +133,35 @@ func (v *View) apply(ev event.Event, a event.Attribution, data []byte, seq uint6
 }
 
 func (v *View) runStarted(e event.RunStarted, data []byte, seq uint64) {
-	v.Run = &Run{ID: e.RunID, Started: data}
 	v.Runs = append(v.Runs, Span{ID: e.RunID, Start: seq})
 	if len(v.Runs) > maxRuns {
 		v.Runs = slices.Delete(v.Runs, 0, len(v.Runs)-maxRuns)
 	}
-	if e.Input == nil {
-		return
-	}
-	for _, raw := range e.Input.Messages {
-		var m event.Message
-		if json.Unmarshal(raw, &m) == nil && v.find(m.ID) < 0 {
-			v.Messages = append(v.Messages, m)
+	if e.Input != nil {
+		for _, raw := range e.Input.Messages {
+			var m event.Message
+			if json.Unmarshal(raw, &m) == nil && v.find(m.ID) < 0 {
+				v.Messages = append(v.Messages, m)
+			}
+		}
+		// The prelude's RUN_STARTED need not carry the input again: its messages are in the
+		// snapshot, and it could be as large as a run request.
+		e.Input = nil
+		if b, err := json.Marshal(e); err == nil {
+			data = b
 		}
 	}
+	v.Run = &Run{ID: e.RunID, Started: data}
 }
 
-func (v *View) runEnded(id string, seq uint64) {
-	v.Run = nil
-	if n := len(v.Runs); n > 0 && v.Runs[n-1].End == 0 && (id == "" || v.Runs[n-1].ID == id) {
+// runEnded ends run id (its RUN_FINISHED or RUN_ERROR, data, stored at seq), unless another
+// run is the one in progress.
+func (v *View) runEnded(id string, data []byte, seq uint64) {
+	if v.Run != nil && id != "" && v.Run.ID != id {
+		return
+	}
+	v.Run, v.LastEnd = nil, data
+	if n := len(v.Runs); n > 0 && v.Runs[n-1].End == 0 {
 		v.Runs[n-1].End = seq
 	}
 }
@@ -243,14 +254,19 @@ func (v *View) startMessage(id, role, name, subagent string) {
 	v.Messages = append(v.Messages, event.Message{ID: id, Role: role, Content: json.RawMessage(`""`), Name: name, SubagentRunID: subagent})
 }
 
+// appendContent appends delta to the content of message id, which a content that is not a
+// string restarts, as the client does. The content stays JSON: delta is appended in place.
 func (v *View) appendContent(id, delta string) {
 	i := v.find(id)
 	if i < 0 || v.Messages[i].Role == "activity" {
 		return
 	}
-	var s string
-	_ = json.Unmarshal(v.Messages[i].Content, &s) // not a string: starts from ""
-	v.Messages[i].Content, _ = json.Marshal(s + delta)
+	c := v.Messages[i].Content
+	if len(c) < 2 || c[0] != '"' {
+		c = json.RawMessage(`""`)
+	}
+	esc, _ := json.Marshal(delta)
+	v.Messages[i].Content = append(c[:len(c)-1], esc[1:]...)
 }
 
 func (v *View) startToolCall(e event.ToolCallStart) {
@@ -363,28 +379,60 @@ func patch(doc json.RawMessage, ops []event.PatchOperation, empty string) json.R
 	if len(src) == 0 {
 		src = json.RawMessage(empty)
 	}
-	out, err := decoded.Apply(src)
+	opts := jsonpatch.NewApplyOptions()
+	opts.SupportNegativeIndices = false // as fast-json-patch, which the client uses
+	out, err := decoded.ApplyWithOptions(src, opts)
 	if err != nil {
 		return doc
 	}
 	return out
 }
 
-// trim leaves out the oldest messages that are not open until v's JSON fits maxBytes.
+// trim leaves out the oldest messages that are not open until v's JSON fits maxBytes; then
+// the state; then, as a last resort, the messages being written (a client that joins then
+// gets their rest only). It marshals v only when a cheap upper bound says it may not fit.
 func (v *View) trim(maxBytes int) {
+	if v.sizeBound() <= maxBytes {
+		return
+	}
 	for {
 		b, err := json.Marshal(v)
 		if err != nil || len(b) <= maxBytes {
 			return
 		}
 		i := slices.IndexFunc(v.Messages, func(m event.Message) bool { return !v.open(m) })
-		if i < 0 {
-			v.State = nil // the state alone is over the bound: it goes, the run goes on
-			return
+		switch {
+		case i >= 0:
+		case v.State != nil:
+			v.State = nil
+			continue
+		case len(v.Messages) > 0:
+			i = 0
+		default:
+			return // only the run's RUN_STARTED is left: it fits any payload it came in
 		}
 		v.Messages = slices.Delete(v.Messages, i, i+1)
 		v.Omitted++
 	}
+}
+
+// sizeBound is an upper bound of v's JSON: what its contents take, with room for the keys and
+// punctuation around them.
+func (v *View) sizeBound() int {
+	const perItem = 512
+	n := len(v.State) + len(v.LastEnd) + perItem*(len(v.Runs)+1)
+	if v.Run != nil {
+		o := v.Run.Open
+		n += len(v.Run.Started) + perItem*(len(o.Steps)+len(o.Text)+len(o.Tools)+len(o.Spans)+len(o.Reasoning)) +
+			6*len(v.Run.ID)
+	}
+	for _, m := range v.Messages {
+		n += perItem + len(m.Content) + len(m.Metadata) + 6*(len(m.ID)+len(m.Name)+len(m.ToolCallID)+len(m.Error)+len(m.EncryptedValue))
+		for _, c := range m.ToolCalls {
+			n += perItem + len(c.Metadata) + 6*(len(c.ID)+len(c.Function.Name)+len(c.Function.Arguments)+len(c.EncryptedValue))
+		}
+	}
+	return n
 }
 
 // open reports whether message m is being written by the run in progress: its text, its

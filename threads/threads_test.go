@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -202,5 +203,51 @@ func runNode(t *testing.T, script string, input, out any) {
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		t.Fatalf("node printed %q: %v", b, err)
+	}
+}
+
+// TestRunsOfOneThread: a run's end ends only that run: another run started on the thread
+// meanwhile (a second tab) stays in progress, with what is open in it.
+func TestRunsOfOneThread(t *testing.T) {
+	v := View{ThreadID: "t1"}
+	for i, ev := range []string{
+		`{"type":"RUN_STARTED","threadId":"t1","runId":"r1"}`,
+		`{"type":"RUN_STARTED","threadId":"t1","runId":"r2"}`,
+		`{"type":"TEXT_MESSAGE_START","messageId":"m2","threadId":"t1","runId":"r2"}`,
+		`{"type":"RUN_FINISHED","threadId":"t1","runId":"r1"}`,
+	} {
+		if _, err := v.Apply([]byte(ev), uint64(i+1), 1, MaxViewBytes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v.Run == nil || v.Run.ID != "r2" || len(v.Run.Open.Text) != 1 {
+		t.Fatalf("run in progress %+v, want r2 with m2 open", v.Run)
+	}
+}
+
+// TestViewBounded: a view over its bound leaves out its oldest messages, then its state, and
+// counts what it left out; the prelude says so.
+func TestViewBounded(t *testing.T) {
+	v := View{ThreadID: "t1"}
+	big := strings.Repeat("x", 300)
+	seq := uint64(0)
+	apply := func(ev string) {
+		seq++
+		if _, err := v.Apply([]byte(ev), seq, 1, 4096); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 20 {
+		id := fmt.Sprint("m", i)
+		apply(`{"type":"TEXT_MESSAGE_START","messageId":"` + id + `","threadId":"t1"}`)
+		apply(`{"type":"TEXT_MESSAGE_CONTENT","messageId":"` + id + `","delta":"` + big + `","threadId":"t1"}`)
+	}
+	b, _ := json.Marshal(v)
+	if len(b) > 4096 || v.Omitted == 0 || v.Messages[len(v.Messages)-1].ID != "m19" {
+		t.Fatalf("view of %d bytes, %d left out, last %s; want at most 4096, some left out, m19 kept", len(b), v.Omitted, v.Messages[len(v.Messages)-1].ID)
+	}
+	prelude, err := v.Prelude(time.Now())
+	if err != nil || !strings.Contains(string(bytes.Join(prelude, nil)), `"name":"eventsd.omitted"`) {
+		t.Fatalf("prelude %s (%v), want the omitted count", bytes.Join(prelude, nil), err)
 	}
 }

@@ -90,6 +90,7 @@ class ThreadFollower {
     const reader = res.body.getReader();
     const decoder = new TextDecoder();
     let buffer = "";
+    this.held = [];
     for (;;) {
       const { done, value } = await reader.read();
       if (done) return false;
@@ -105,9 +106,11 @@ class ThreadFollower {
     }
   }
 
-  // frame hands one frame's event to the pipeline and reports whether it ended the run. On a
-  // reconnect, the frames that carry the cursor it resumed from are the stream's prelude,
-  // which the pipeline has had already.
+  // frame takes one frame and reports whether it ended the run. A prelude's frames carry no id
+  // but the last: they are held until it comes, so that a connection lost within a prelude
+  // hands none of it to the pipeline. On a reconnect, a prelude that ends with the cursor it
+  // resumed from re-opens what the pipeline has open already, and is dropped; one that ends
+  // elsewhere (the cursor could not be honoured) cannot continue this pipeline.
   frame(frame, resumedAt) {
     let id = "";
     const data = [];
@@ -116,11 +119,27 @@ class ThreadFollower {
       else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
     }
     if (data.length === 0) return false;
-    if (resumedAt && id === resumedAt) return false;
     const event = JSON.parse(data.join("\n"));
-    if (id) this.lastId = id;
+    if (!id) {
+      this.held.push(event);
+      return false;
+    }
+    let events = [...this.held, event];
+    if (resumedAt && this.lastId === resumedAt) {
+      if (id === resumedAt) events = [];
+      else if (this.held.length > 0) {
+        const err = new Error(`thread stream ${this.threadId}: cannot resume at ${resumedAt}; connect again`);
+        err.final = true;
+        throw err;
+      }
+    }
+    this.held = [];
+    this.lastId = id;
     this.failures = 0;
-    this.subscriber.next(event);
-    return event.type === "RUN_FINISHED" || event.type === "RUN_ERROR";
+    for (const ev of events) {
+      this.subscriber.next(ev);
+      if (ev.type === "RUN_FINISHED" || ev.type === "RUN_ERROR") return true;
+    }
+    return false;
   }
 }

@@ -1,6 +1,6 @@
 // Follows a thread of eventsd with EventsdAgent (clients/agui) through @ag-ui/client's own
 // pipeline: a client that joins mid-run, one whose connection drops mid-message and resumes by
-// id, and one that joins after the run; and, as the reference, a client fed every event of the
+// id, one whose connection drops within the prelude, and one that joins after the run; and, as the reference, a client fed every event of the
 // thread. Usage: node thread.mjs CONFIG_JSON, with {base, token, thread, all, cutAfterDelta}.
 // Prints "joined" once the first two follow the run, then one JSON object of the results and
 // every warning or error the clients printed.
@@ -24,8 +24,8 @@ function agent(fetchFn) {
 }
 
 // cutting is a fetch whose first answer ends, as a dropped connection does, right after the
-// frame whose data holds cutAfterDelta.
-function cutting() {
+// frame whose data holds marker.
+function cutting(marker) {
   let cut = false;
   return async (url, init) => {
     const res = await fetch(url, init);
@@ -40,7 +40,7 @@ function cutting() {
         const { done, value } = await reader.read();
         if (done) return controller.close();
         text += decoder.decode(value, { stream: true });
-        const at = text.indexOf(`"delta":"${config.cutAfterDelta}"`);
+        const at = text.indexOf(marker);
         if (at < 0) {
           controller.enqueue(encoder.encode(text.slice(0, text.lastIndexOf("\n\n") + 2)));
           text = text.slice(text.lastIndexOf("\n\n") + 2);
@@ -63,11 +63,12 @@ class Replay extends AbstractAgent {
 
 const result = (a) => ({ messages: a.messages, state: a.state });
 const joined = agent();
-const resumed = agent(cutting());
+const resumed = agent(cutting(`"delta":"${config.cutAfterDelta}"`));
+const cutInPrelude = agent(cutting(`"type":"MESSAGES_SNAPSHOT"`));
 let following = 0;
-const signal = () => { if (++following === 2) process.stdout.write("joined\n"); };
+const signal = () => { if (++following === 3) process.stdout.write("joined\n"); };
 const once = () => { let done = false; return { onEvent: () => { if (!done) { done = true; signal(); } } }; };
-await Promise.all([joined.connectAgent({}, once()), resumed.connectAgent({}, once())]);
+await Promise.all([joined.connectAgent({}, once()), resumed.connectAgent({}, once()), cutInPrelude.connectAgent({}, once())]);
 const after = agent();
 await after.connectAgent();
 const whole = new Replay(config.all);
@@ -75,6 +76,7 @@ await whole.runAgent();
 process.stdout.write(JSON.stringify({
   joined: result(joined),
   resumed: { ...result(resumed), reconnects: resumed.reconnects },
+  cutInPrelude: { ...result(cutInPrelude), reconnects: cutInPrelude.reconnects },
   after: result(after),
   whole: result(whole),
   complaints,

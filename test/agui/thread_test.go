@@ -20,8 +20,8 @@ import (
 
 // TestThreadClients follows one run on eventsd's thread stream with EventsdAgent
 // (clients/agui) through @ag-ui/client 1.0.0's own pipeline (schemas, verifier, apply): a client
-// that joins mid-run, one whose connection drops mid-message and resumes by id, and one that
-// joins after the run. All pass with no warning, and each ends with the same messages and state
+// that joins mid-run, one whose connection drops mid-message and resumes by id, one whose
+// connection drops within its prelude, and one that joins after the run. All pass with no warning, and each ends with the same messages and state
 // as a client fed every event of the run.
 func TestThreadClients(t *testing.T) {
 	node := needNode(t)
@@ -91,7 +91,7 @@ func TestThreadClients(t *testing.T) {
 		Reconnects int
 	}
 	var got struct {
-		Joined, Resumed, After, Whole client
+		Joined, Resumed, CutInPrelude, After, Whole client
 		Complaints                    []string
 	}
 	result := lines.Bytes()
@@ -104,12 +104,12 @@ func TestThreadClients(t *testing.T) {
 	if len(got.Complaints) > 0 {
 		t.Errorf("the clients complained:\n%s", strings.Join(got.Complaints, "\n"))
 	}
-	for name, c := range map[string]client{"joined": got.Joined, "resumed": got.Resumed, "after": got.After} {
+	for name, c := range map[string]client{"joined": got.Joined, "resumed": got.Resumed, "cut in its prelude": got.CutInPrelude, "after": got.After} {
 		if !reflect.DeepEqual(c.Messages, got.Whole.Messages) || !reflect.DeepEqual(c.State, got.Whole.State) {
 			t.Errorf("%s ends with %v, state %v\nwant %v, state %v", name, c.Messages, c.State, got.Whole.Messages, got.Whole.State)
 		}
 	}
-	if n := got.Resumed.Reconnects; n != 1 {
-		t.Errorf("the dropped client reconnected %d times, want 1", n)
+	if got.Resumed.Reconnects != 1 || got.CutInPrelude.Reconnects != 1 {
+		t.Errorf("the dropped clients reconnected %d and %d times, want once each", got.Resumed.Reconnects, got.CutInPrelude.Reconnects)
 	}
 }
