@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -14,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eventsd/eventsd/internal/nodetest"
 	"github.com/eventsd/eventsd/routing"
 )
 
@@ -98,27 +98,7 @@ func TestAGUITypesMatchCore(t *testing.T) {
 func runNode(t *testing.T, script string, input, out any) {
 	t.Helper()
 	aguiCoreDir(t)
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node not found: install Node.js 20+ to check the catalog against @ag-ui/core's schemas")
-	}
-	in, err := json.Marshal(input)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.CommandContext(t.Context(), node, "--input-type=module", "-e", script)
-	cmd.Dir = aguiPackages
-	cmd.Env = append(os.Environ(), "SUPPRESS_TRANSFORMATION_WARNINGS=") // the warnings are checked
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	b, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, stderr.String())
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		t.Fatalf("node printed %q: %v", b, err)
-	}
+	nodetest.Run(t, aguiPackages, script, input, out, "SUPPRESS_TRANSFORMATION_WARNINGS=") // the warnings are checked
 }
 
 // coreFieldsScript prints, for each event type of @ag-ui/core's EventSchema, each field but type

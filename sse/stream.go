@@ -110,28 +110,12 @@ func (h *Handler) subscription(w http.ResponseWriter, r *http.Request) (sub rout
 	if !ok {
 		return sub, false
 	}
-	name := chi.URLParam(r, "channel")
-	if name == "" {
-		name = string(routing.Analytics)
-	}
-	thread, err := url.PathUnescape(chi.URLParam(r, "threadId")) // chi gives the raw path's
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "thread id: "+err.Error(), "threadId")
+	sub, ok = streamOf(w, r)
+	if !ok {
 		return sub, false
 	}
-	if thread != "" {
-		name = string(routing.AGUI)
-	}
-	channel, err := routing.ParseStreamChannel(name)
-	if err != nil {
-		writeError(w, http.StatusNotFound, err.Error(), "channel")
-		return sub, false
-	}
-	sub = routing.Subscription{Channel: channel, User: id.User, Thread: thread}
+	sub.User = id.User
 	q := r.URL.Query()
-	if thread != "" && !threadQuery(w, thread, q) {
-		return sub, false
-	}
 	if q.Get("all_users") == "true" {
 		if !id.Has(auth.RoleAdmin) {
 			writeError(w, http.StatusForbidden, "all_users=true needs an admin token", "all_users")
@@ -165,6 +149,31 @@ func (h *Handler) subscription(w http.ResponseWriter, r *http.Request) (sub rout
 		sub.Cursor = &cursor
 	}
 	return sub, true
+}
+
+// streamOf reads which stream a request is for from its path: a channel's, or a thread's.
+func streamOf(w http.ResponseWriter, r *http.Request) (routing.Subscription, bool) {
+	name := chi.URLParam(r, "channel")
+	if name == "" {
+		name = string(routing.Analytics)
+	}
+	thread, err := url.PathUnescape(chi.URLParam(r, "threadId")) // chi gives the raw path's
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "thread id: "+err.Error(), "threadId")
+		return routing.Subscription{}, false
+	}
+	if thread != "" {
+		name = string(routing.AGUI)
+	}
+	channel, err := routing.ParseStreamChannel(name)
+	if err != nil {
+		writeError(w, http.StatusNotFound, err.Error(), "channel")
+		return routing.Subscription{}, false
+	}
+	if thread != "" && !threadQuery(w, thread, r.URL.Query()) {
+		return routing.Subscription{}, false
+	}
+	return routing.Subscription{Channel: channel, Thread: thread}, true
 }
 
 // threadQuery checks a thread stream's request: a thread id of at most bus.MaxRunIDLen bytes,

@@ -48,9 +48,9 @@ type View struct {
 	Seq      uint64          `json:"seq"`
 	ThreadID string          `json:"threadId"`
 	Messages []event.Message `json:"messages"`
-	State    json.RawMessage `json:"state,omitempty"` // nil: none yet
-	Run      *Run            `json:"run,omitempty"`   // the run in progress
-	Runs     []Span          `json:"runs,omitempty"`  // the runs recently seen, oldest first
+	State    json.RawMessage `json:"state,omitempty"`   // nil: none yet
+	Run      *Run            `json:"run,omitempty"`     // the run in progress
+	Runs     []Span          `json:"runs,omitempty"`    // the runs recently seen, oldest first
 	LastEnd  json.RawMessage `json:"lastEnd,omitempty"` // the last run's RUN_FINISHED or RUN_ERROR, as stored
 	Omitted  int             `json:"omitted,omitempty"`
 }

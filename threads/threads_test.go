@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/eventsd/eventsd/event"
+	"github.com/eventsd/eventsd/internal/nodetest"
 )
 
 // history is a thread of two runs, with every kind of event the view follows, as stored: each
@@ -177,33 +177,13 @@ process.stdout.write(JSON.stringify(out));
 
 var aguiPackages = filepath.Join("..", "test", "agui")
 
-// runNode runs script with node in the AG-UI test packages' directory, input as JSON on its
-// standard input, and decodes what it prints into out.
+// runNode runs script with node in the AG-UI test packages' directory (nodetest.Run).
 func runNode(t *testing.T, script string, input, out any) {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(aguiPackages, "node_modules", "@ag-ui", "client")); errors.Is(err, fs.ErrNotExist) {
 		t.Skip("@ag-ui/client is not installed: 'npm ci --prefix test/agui' installs it")
 	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node not found: install Node.js 20+ to check the views against @ag-ui/client")
-	}
-	in, err := json.Marshal(input)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.CommandContext(t.Context(), node, "--input-type=module", "-e", script)
-	cmd.Dir = aguiPackages
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	b, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, stderr.String())
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		t.Fatalf("node printed %q: %v", b, err)
-	}
+	nodetest.Run(t, aguiPackages, script, input, out)
 }
 
 // TestRunsOfOneThread: a run's end ends only that run: another run started on the thread

@@ -78,10 +78,9 @@ func post(t *testing.T, url, tok, body string) {
 	resp.Body.Close()
 }
 
-// TestRestartKeepsEvents stores events, restarts eventsd on the same data directory, and resumes
-// a client across the restart.
-func TestRestartKeepsEvents(t *testing.T) {
-	dir := t.TempDir()
+// startAsAlice starts eventsd on dir and mints a token of alice's with its secret.
+func startAsAlice(t *testing.T, dir string) (*daemon, string) {
+	t.Helper()
 	d, err := start(context.Background(), testConfig(dir), io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -91,6 +90,14 @@ func TestRestartKeepsEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok, _ := auth.Mint(secret, "alice", nil, time.Hour)
+	return d, tok
+}
+
+// TestRestartKeepsEvents stores events, restarts eventsd on the same data directory, and resumes
+// a client across the restart.
+func TestRestartKeepsEvents(t *testing.T) {
+	dir := t.TempDir()
+	d, tok := startAsAlice(t, dir)
 	next, body := stream(t, d.httpURL, tok, "")
 	for i := range 3 {
 		post(t, d.httpURL, tok, fmt.Sprintf(`{"type":"STEP_STARTED","stepName":"s%d"}`, i))
@@ -116,7 +123,7 @@ func TestRestartKeepsEvents(t *testing.T) {
 	}
 	body.Close()
 
-	d, err = start(context.Background(), testConfig(dir), io.Discard, io.Discard)
+	d, err := start(context.Background(), testConfig(dir), io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/client"
 )
 
@@ -62,15 +61,7 @@ func frameTypes(t *testing.T, frames []client.Frame) string {
 // a prelude that re-opens the run and its open message.
 func TestThreadResumesAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
-	d, err := start(context.Background(), testConfig(dir), io.Discard, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret, err := auth.LoadSecret(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, _ := auth.Mint(secret, "alice", nil, time.Hour)
+	d, tok := startAsAlice(t, dir)
 	const ids = `"threadId":"t1","runId":"r1"`
 	for _, ev := range []string{
 		`{"type":"RUN_STARTED",` + ids + `}`,
@@ -96,7 +87,7 @@ func TestThreadResumesAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d, err = start(context.Background(), testConfig(dir), io.Discard, io.Discard)
+	d, err := start(context.Background(), testConfig(dir), io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -92,7 +92,7 @@ func TestThreadClients(t *testing.T) {
 	}
 	var got struct {
 		Joined, Resumed, CutInPrelude, After, Whole client
-		Complaints                    []string
+		Complaints                                  []string
 	}
 	result := lines.Bytes()
 	if err := json.Unmarshal(result, &got); err != nil {
