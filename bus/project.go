@@ -30,6 +30,9 @@ type viewKind[V any] struct {
 	// init, if set, readies an empty view for the event data, the first it is built from (a
 	// thread's view learns its thread).
 	init func(v *V, data []byte)
+	// created, if set, is told of a view created under key (by one node, whichever wrote it
+	// first): a kind that bounds its views per token drops older ones there.
+	created func(ctx context.Context, kv jetstream.KeyValue, key string) error
 	// fresh: a view that is not there starts from the event at hand, and is not rebuilt from
 	// the stream. For views whose events the stream cannot select by subject (a thread's, among
 	// all of its user's), where a rebuild would read the user's whole history; the projector
@@ -585,6 +588,11 @@ func (p *projector[V]) write(ctx context.Context, key string, view *V, rev uint6
 	}
 	if err != nil {
 		return p.b.wrap("put "+key, err)
+	}
+	if rev == 0 && p.kind.created != nil {
+		if err := p.kind.created(ctx, p.kv, key); err != nil {
+			p.b.log.Warn(p.kind.name+" projector", "key", key, "err", err)
+		}
 	}
 	return nil
 }

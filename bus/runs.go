@@ -528,7 +528,8 @@ func (q *RunQueue) Next(ctx context.Context) (*TakenRun, error) {
 	}
 }
 
-// pull asks the consumer for one request; nil, nil when none came within pullWait.
+// pull asks the consumer for one request; nil, nil when none came within pullWait, after which
+// it sets the consumer up again in case it was removed.
 func (q *RunQueue) pull(ctx context.Context) (jetstream.Msg, error) {
 	if err := q.b.waitReconnect(ctx); err != nil {
 		return nil, err
@@ -544,10 +545,17 @@ func (q *RunQueue) pull(ctx context.Context) (jetstream.Msg, error) {
 		return msg, nil
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
-	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
-		// RUNS was recreated, or an operator removed the consumer: set it up again.
-		return nil, q.open(ctx)
-	case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded), !q.b.Connected():
+	case !q.b.Connected():
+		return nil, nil
+	}
+	// Nothing came, or the pull failed. The consumer may be gone (RUNS recreated, an operator
+	// removed it), which a pull does not always say: it is set up again, which changes nothing
+	// when it is there.
+	if oerr := q.open(ctx); oerr != nil {
+		return nil, oerr
+	}
+	if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, nil
 	}
 	return nil, q.b.wrap("pull "+q.config.Durable, err)

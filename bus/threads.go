@@ -2,8 +2,13 @@ package bus
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsd/eventsd/event"
 	"github.com/eventsd/eventsd/routing"
@@ -47,6 +52,7 @@ var threadsKind = viewKind[threads.View]{
 		return ""
 	},
 	fresh:        true,
+	created:      indexThread,
 	maxViewBytes: threads.MaxViewBytes,
 	batchEvents:  256,
 	batchBytes:   4 << 20,
@@ -96,3 +102,58 @@ func (b *Bus) threadView(ctx context.Context, user, threadID string, epoch uint6
 func (b *Bus) ensureThreadsBucket(ctx context.Context) error {
 	return b.ensureViewBucket(ctx, routing.BucketThreads, "each AG-UI thread's view, for the thread streams' preludes")
 }
+
+// MaxThreadsPerUser bounds the thread views kept for one user: past it, the views of the user's
+// threads first seen longest ago are dropped (a dropped view starts again from its thread's next
+// event).
+const MaxThreadsPerUser = 256
+
+// indexThread lists the thread view created under key in its user's index (the key of the
+// user's token alone, in the same bucket), and drops the views of the user's oldest threads
+// past MaxThreadsPerUser.
+func indexThread(ctx context.Context, kv jetstream.KeyValue, key string) error {
+	tok, _, _ := strings.Cut(key, ".")
+	for range maxIndexTries {
+		var keys []string
+		var rev uint64
+		entry, err := kv.Get(ctx, tok)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return err
+		default:
+			rev = entry.Revision()
+			_ = json.Unmarshal(entry.Value(), &keys) // unreadable: started again
+		}
+		if slices.Contains(keys, key) {
+			return nil
+		}
+		keys = append(keys, key)
+		var drop []string
+		if n := len(keys) - MaxThreadsPerUser; n > 0 {
+			drop, keys = keys[:n], keys[n:]
+		}
+		value, _ := json.Marshal(keys)
+		if rev == 0 {
+			_, err = kv.Create(ctx, tok, value)
+		} else {
+			_, err = kv.Update(ctx, tok, value, rev)
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) {
+			continue // another node's write came first: again, on its index
+		}
+		if err != nil {
+			return err
+		}
+		for _, k := range drop {
+			if err := kv.Purge(ctx, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return errConflict
+}
+
+// maxIndexTries bounds the writes of a user's thread index that other nodes' writes overtake.
+const maxIndexTries = 16

@@ -20,6 +20,7 @@ package threads
 
 import (
 	"cmp"
+	"maps"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -128,8 +129,73 @@ func (v *View) apply(ev event.Event, a event.Attribution, data []byte, seq uint6
 		v.State = patch(v.State, e.Delta, "{}")
 	default:
 		v.applyMessage(ev)
+		v.applyMetadata(ev)
 		v.applyOpen(ev)
 	}
+}
+
+// applyMetadata merges an event's metadata into what it is about, key by key, as the client
+// does: a text or reasoning message's events' into the message, a tool call's into the call, a
+// result's and an activity's into their message.
+func (v *View) applyMetadata(ev event.Event) {
+	var md json.RawMessage
+	var msgID, callID string
+	switch e := ev.(type) {
+	case event.TextMessageStart:
+		md, msgID = e.Metadata, e.MessageID
+	case event.TextMessageContent:
+		md, msgID = e.Metadata, e.MessageID
+	case event.TextMessageEnd:
+		md, msgID = e.Metadata, e.MessageID
+	case event.ReasoningMessageStart:
+		md, msgID = e.Metadata, e.MessageID
+	case event.ReasoningMessageContent:
+		md, msgID = e.Metadata, e.MessageID
+	case event.ReasoningMessageEnd:
+		md, msgID = e.Metadata, e.MessageID
+	case event.ToolCallResult:
+		md, msgID = e.Metadata, e.MessageID
+	case event.ActivitySnapshot:
+		md, msgID = e.Metadata, e.MessageID
+	case event.ActivityDelta:
+		md, msgID = e.Metadata, e.MessageID
+	case event.ToolCallStart:
+		md, callID = e.Metadata, e.ToolCallID
+	case event.ToolCallArgs:
+		md, callID = e.Metadata, e.ToolCallID
+	case event.ToolCallEnd:
+		md, callID = e.Metadata, e.ToolCallID
+	}
+	if md == nil {
+		return
+	}
+	if callID != "" {
+		if i, j := v.holder(callID); i >= 0 {
+			c := &v.Messages[i].ToolCalls[j]
+			c.Metadata = mergeMetadata(c.Metadata, md)
+		}
+		return
+	}
+	if i := v.find(msgID); i >= 0 && (v.Messages[i].Role != "activity" || ev.EventType() == "ACTIVITY_SNAPSHOT" || ev.EventType() == "ACTIVITY_DELTA") {
+		v.Messages[i].Metadata = mergeMetadata(v.Messages[i].Metadata, md)
+	}
+}
+
+// mergeMetadata is @ag-ui/core's mergeMetadata: incoming's keys over existing's.
+func mergeMetadata(existing, incoming json.RawMessage) json.RawMessage {
+	var a, b map[string]json.RawMessage
+	if json.Unmarshal(incoming, &b) != nil {
+		return existing
+	}
+	if json.Unmarshal(existing, &a) != nil || a == nil {
+		a = map[string]json.RawMessage{}
+	}
+	maps.Copy(a, b)
+	out, err := json.Marshal(a)
+	if err != nil {
+		return existing
+	}
+	return out
 }
 
 func (v *View) runStarted(e event.RunStarted, data []byte, seq uint64) {
@@ -313,6 +379,9 @@ func (v *View) activitySnapshot(e event.ActivitySnapshot) {
 	case i < 0:
 		v.Messages = append(v.Messages, m)
 	case e.Replace != nil && !*e.Replace:
+	case v.Messages[i].Role == "activity":
+		m.Metadata = v.Messages[i].Metadata // kept, as the client keeps the activity's other fields
+		v.Messages[i] = m
 	default:
 		v.Messages[i] = m
 	}
