@@ -20,12 +20,12 @@ package threads
 
 import (
 	"cmp"
-	"maps"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
