@@ -10,6 +10,7 @@ import (
 	"github.com/eventsd/eventsd/event"
 	"github.com/eventsd/eventsd/routing"
 	"github.com/eventsd/eventsd/sse"
+	"github.com/eventsd/eventsd/threads"
 )
 
 // publishRun publishes events of run r1 of thread for alice, as a runtime does.
@@ -122,9 +123,44 @@ func TestThreadIDEscaped(t *testing.T) {
 	p := newPlane(t, sse.Config{})
 	const thread = "user:42 / draft?"
 	p.publishRun(t, thread, event.RunStarted{}, event.RunFinished{})
+	p.awaitView(t, thread, 2)
 	c := p.open(t, "/api/v1/agui/threads/"+url.PathEscape(thread)+"/stream", token(t, "alice"), nil)
 	got := threadFrames(t, c, 3)
 	if strings.Join(types(got), " ") != "RUN_STARTED MESSAGES_SNAPSHOT RUN_FINISHED" || got[0]["threadId"] != thread {
 		t.Fatalf("prelude %v, want thread %q's completed run", got, thread)
 	}
+}
+
+// awaitView waits until the view of alice's thread has applied the event at seq.
+func (p *plane) awaitView(t *testing.T, thread string, seq uint64) {
+	t.Helper()
+	kv, err := p.js.KeyValue(ctxFor(t), routing.BucketThreads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := kv.Watch(ctxFor(t), threads.Key(userToken(t, "alice"), thread))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case e := <-w.Updates():
+			var v threads.View
+			if e != nil && json.Unmarshal(e.Value(), &v) == nil && v.Seq >= seq {
+				return
+			}
+		case <-ctxFor(t).Done():
+			t.Fatalf("the view of %s never reached %d", thread, seq)
+		}
+	}
+}
+
+func userToken(t *testing.T, user string) string {
+	t.Helper()
+	tok, err := routing.UserToken(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
