@@ -164,3 +164,20 @@ func userToken(t *testing.T, user string) string {
 	}
 	return tok
 }
+
+// TestThreadIsTheUsersOwn: another user's thread id shows nothing of theirs: bob following
+// alice's thread t1 gets no prelude of it and none of its events, only his own thread t1's.
+func TestThreadIsTheUsersOwn(t *testing.T) {
+	p := newPlane(t, sse.Config{})
+	p.publishRun(t, "t1", event.RunStarted{}, event.TextMessageStart{MessageID: "secret"})
+	p.awaitView(t, "t1", 2)
+	c := p.open(t, "/api/v1/agui/threads/t1/stream", token(t, "bob"), nil)
+	p.publishRun(t, "t1", event.TextMessageContent{MessageID: "secret", Delta: "alice's"})
+	if _, err := p.bus.PublishRunEvent(ctxFor(t), "bob", "t1", "b1", event.RunStarted{}); err != nil {
+		t.Fatal(err)
+	}
+	got := threadFrames(t, c, 1)
+	if got[0]["type"] != "RUN_STARTED" || got[0]["runId"] != "b1" {
+		t.Fatalf("bob's first frame %v, want his own RUN_STARTED of b1", got[0])
+	}
+}
