@@ -83,6 +83,24 @@ func (r *Run) Emit(ctx context.Context, ev event.Event) error {
 	return err
 }
 
+// maxInputEcho bounds the run input that RUN_STARTED carries: the thread's view takes the
+// conversation's messages from it, so that a page refreshed later shows the user's messages too;
+// a larger input is left out, so that RUN_STARTED stays well within what a stream writes.
+const maxInputEcho = 256 << 10
+
+// started is the run's RUN_STARTED: with its input (as AG-UI's RUN_STARTED.input), unless the
+// input is over maxInputEcho or cannot be read.
+func (r *Run) started() event.RunStarted {
+	var ev event.RunStarted
+	if len(r.req.Input) > maxInputEcho {
+		return ev
+	}
+	if in, err := r.Input(); err == nil {
+		ev.Input = &in
+	}
+	return ev
+}
+
 // Serve takes the agent's requests until ctx is done and runs h for each, at most
 // Config.Concurrency at once. While NATS or the queue is away it waits (bus.RunQueue.Next). It
 // returns nil once ctx is done, or an error once the connection is closed, in both cases after
@@ -153,7 +171,7 @@ func (s *server) handle(ctx context.Context, t *bus.TakenRun, h Handler) {
 	defer cancel(nil)
 	stop := s.keepAlive(runCtx, t, cancel)
 	run := &Run{taken: t, req: t.Request()}
-	err := run.Emit(runCtx, event.RunStarted{})
+	err := run.Emit(runCtx, run.started())
 	if err == nil {
 		err = h(runCtx, run)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eventsd/eventsd/agentrt"
 	"github.com/eventsd/eventsd/event"
 	"github.com/eventsd/eventsd/routing"
 	"github.com/eventsd/eventsd/sse"
@@ -179,5 +180,22 @@ func TestThreadIsTheUsersOwn(t *testing.T) {
 	got := threadFrames(t, c, 1)
 	if got[0]["type"] != "RUN_STARTED" || got[0]["runId"] != "b1" {
 		t.Fatalf("bob's first frame %v, want his own RUN_STARTED of b1", got[0])
+	}
+}
+
+// TestRunThenThread: after a run started over HTTP, the thread's stream shows the conversation
+// whole, the user's message (from the run's input, which RUN_STARTED carries) and the answer.
+func TestRunThenThread(t *testing.T) {
+	p := newPlane(t, sse.Config{})
+	p.runtime(t, agentrt.Config{}, echoText)
+	tok := token(t, "alice")
+	if evs := runEvents(t, p.startRun(t, tok, "echo", runInput("t1", "r1"))); len(evs) != 5 {
+		t.Fatalf("run: %v", types(evs))
+	}
+	p.awaitView(t, "t1", 5)
+	got := threadFrames(t, p.open(t, "/api/v1/agui/threads/t1/stream", tok, nil), 3)
+	msgs, _ := json.Marshal(got[1]["messages"])
+	if types(got)[1] != "MESSAGES_SNAPSHOT" || !strings.Contains(string(msgs), `"id":"u1"`) || !strings.Contains(string(msgs), "echo: r1") {
+		t.Fatalf("prelude %v with messages %s, want the user's message u1 and the answer", types(got), msgs)
 	}
 }
