@@ -89,14 +89,19 @@ func (r *Run) Emit(ctx context.Context, ev event.Event) error {
 const maxInputEcho = 256 << 10
 
 // started is the run's RUN_STARTED: with its input (as AG-UI's RUN_STARTED.input), unless the
-// input is over maxInputEcho or cannot be read.
+// event would then be over maxInputEcho, or the input cannot be read.
 func (r *Run) started() event.RunStarted {
 	var ev event.RunStarted
 	if len(r.req.Input) > maxInputEcho {
 		return ev
 	}
-	if in, err := r.Input(); err == nil {
-		ev.Input = &in
+	in, err := r.Input()
+	if err != nil {
+		return ev
+	}
+	ev.Input = &in
+	if b, err := event.Encode(ev, time.Now()); err != nil || len(b) > maxInputEcho {
+		ev.Input = nil // as encoded (escaped), over the bound after all
 	}
 	return ev
 }

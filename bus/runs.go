@@ -529,7 +529,7 @@ func (q *RunQueue) Next(ctx context.Context) (*TakenRun, error) {
 }
 
 // pull asks the consumer for one request; nil, nil when none came within pullWait, after which
-// it sets the consumer up again in case it was removed.
+// it sets the consumer up again if it was removed.
 func (q *RunQueue) pull(ctx context.Context) (jetstream.Msg, error) {
 	if err := q.b.waitReconnect(ctx); err != nil {
 		return nil, err
@@ -549,10 +549,11 @@ func (q *RunQueue) pull(ctx context.Context) (jetstream.Msg, error) {
 		return nil, nil
 	}
 	// Nothing came, or the pull failed. The consumer may be gone (RUNS recreated, an operator
-	// removed it), which a pull does not always say: it is set up again, which changes nothing
-	// when it is there.
-	if oerr := q.open(ctx); oerr != nil {
-		return nil, oerr
+	// removed it), which a pull does not always say: it is set up again if it is not there.
+	if _, ierr := cons.Info(ctx); ierr != nil {
+		if oerr := q.open(ctx); oerr != nil {
+			return nil, oerr
+		}
 	}
 	if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {

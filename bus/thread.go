@@ -33,7 +33,7 @@ func (b *Bus) threadOpening(ctx context.Context, sub routing.Subscription, o *op
 	c := sub.Cursor
 	resume := c != nil && c.Epoch == o.epoch && c.Seq <= pos.last && c.Seq+1 >= pos.first
 	if resume {
-		if prelude, resume, err = b.resumePrelude(ctx, sub, o, view, at, c.Seq); err != nil {
+		if prelude, resume, err = b.resumePrelude(ctx, sub, o, pos.first, view, at, c.Seq); err != nil {
 			return err
 		}
 	}
@@ -58,10 +58,11 @@ func (b *Bus) threadOpening(ctx context.Context, sub routing.Subscription, o *op
 // seq), the run's RUN_STARTED and a start for every step, message, tool call and reasoning span
 // open at seq; nothing between runs. It reports false when seq is older than every run the view
 // remembers, or too far back to read again, which a new connection's prelude stands in for.
-func (b *Bus) resumePrelude(ctx context.Context, sub routing.Subscription, o *opening, view *threads.View, at, seq uint64) ([][]byte, bool, error) {
+func (b *Bus) resumePrelude(ctx context.Context, sub routing.Subscription, o *opening, first uint64, view *threads.View, at, seq uint64) ([][]byte, bool, error) {
 	from := uint64(0)
 	switch span, inRun, known := view.RunAt(min(seq, at)); {
-	case !known:
+	case !known, inRun && span.Start < first:
+		// Unknown, or the run's start is no longer stored: it cannot be read again.
 		return nil, false, nil
 	case inRun:
 		from = span.Start

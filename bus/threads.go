@@ -78,7 +78,7 @@ func (b *Bus) threadView(ctx context.Context, user, threadID string, epoch uint6
 	if p.kv == nil {
 		return nil, 0, fmt.Errorf("%w: thread views are not kept on this node (StartThreads)", ErrUnavailable)
 	}
-	pEpoch, applied := p.pos.position() // before the view: it reflects at least that much
+	pEpoch, applied := p.pos.position() // before the view
 	if pEpoch != epoch {
 		applied = 0
 	}
@@ -92,8 +92,14 @@ func (b *Bus) threadView(ctx context.Context, user, threadID string, epoch uint6
 	} else if err != nil {
 		return nil, 0, err
 	}
-	if !view.Of(epoch) || view.ThreadID != threadID {
-		view = &threads.View{ThreadID: threadID}
+	if !view.Of(epoch) || view.ThreadID != threadID || view.Seq == 0 {
+		// No view: the thread's events after where the projector is follow.
+		return &threads.View{ThreadID: threadID}, applied, nil
+	}
+	if b.cfg.Streams.Replicas > 1 {
+		// On a replicated bucket the read may come from a replica behind the projector: from
+		// the view's own sequence, the events after it follow.
+		return view, view.Seq, nil
 	}
 	return view, max(applied, view.Seq), nil
 }

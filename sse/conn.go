@@ -176,6 +176,9 @@ func (s *stream) prelude(f feed) error {
 		s.fw.notice(n, s.sub.Channel, s.h.now())
 	}
 	prelude := f.Prelude()
+	// A prelude is bounded where it is made (a view's limit): --max-event does not apply to it.
+	defer func(max int) { s.fw.maxEvent = max }(s.fw.maxEvent)
+	s.fw.maxEvent = 0
 	for i, ev := range prelude {
 		// A thread stream's prelude carries its cursor on its last frame only: a client that
 		// lost the connection within it resumes from before it, and gets it whole again.

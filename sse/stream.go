@@ -157,10 +157,13 @@ func streamOf(w http.ResponseWriter, r *http.Request) (routing.Subscription, boo
 	if name == "" {
 		name = string(routing.Analytics)
 	}
-	thread, err := url.PathUnescape(chi.URLParam(r, "threadId")) // chi gives the raw path's
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "thread id: "+err.Error(), "threadId")
-		return routing.Subscription{}, false
+	thread := chi.URLParam(r, "threadId")
+	if r.URL.RawPath != "" { // chi routes on the raw path when there is one: escaped
+		var err error
+		if thread, err = url.PathUnescape(thread); err != nil {
+			writeError(w, http.StatusBadRequest, "thread id: "+err.Error(), "threadId")
+			return routing.Subscription{}, false
+		}
 	}
 	if thread != "" {
 		name = string(routing.AGUI)

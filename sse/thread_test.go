@@ -122,13 +122,14 @@ func TestIngressAttribution(t *testing.T) {
 // TestThreadIDEscaped: a thread id with characters a URL path escapes is the same thread.
 func TestThreadIDEscaped(t *testing.T) {
 	p := newPlane(t, sse.Config{})
-	const thread = "user:42 / draft?"
-	p.publishRun(t, thread, event.RunStarted{}, event.RunFinished{})
-	p.awaitView(t, thread, 2)
-	c := p.open(t, "/api/v1/agui/threads/"+url.PathEscape(thread)+"/stream", token(t, "alice"), nil)
-	got := threadFrames(t, c, 3)
-	if strings.Join(types(got), " ") != "RUN_STARTED MESSAGES_SNAPSHOT RUN_FINISHED" || got[0]["threadId"] != thread {
-		t.Fatalf("prelude %v, want thread %q's completed run", got, thread)
+	for i, thread := range []string{"user:42 / draft?", "50% a%41"} {
+		p.publishRun(t, thread, event.RunStarted{}, event.RunFinished{})
+		p.awaitView(t, thread, uint64(2*i+2))
+		c := p.open(t, "/api/v1/agui/threads/"+url.PathEscape(thread)+"/stream", token(t, "alice"), nil)
+		got := threadFrames(t, c, 3)
+		if strings.Join(types(got), " ") != "RUN_STARTED MESSAGES_SNAPSHOT RUN_FINISHED" || got[0]["threadId"] != thread {
+			t.Fatalf("prelude %v, want thread %q's completed run", got, thread)
+		}
 	}
 }
 

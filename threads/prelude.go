@@ -45,7 +45,10 @@ func (v *View) Prelude(now time.Time) ([][]byte, error) {
 	case v.Run != nil:
 		return out, v.Run.Open.starts(add)
 	case v.LastEnd != nil:
-		return append(out, v.LastEnd), nil // the run's own end: its outcome, or its error
+		// The run's own end, its outcome or its error; a RUN_ERROR without the attribution
+		// fields its type does not define.
+		end, err := event.WithoutAttribution(v.LastEnd)
+		return append(out, end), err
 	}
 	return out, add(event.RunFinished{ThreadID: v.ThreadID, RunID: runID})
 }

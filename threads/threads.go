@@ -176,7 +176,8 @@ func (v *View) applyMetadata(ev event.Event) {
 		}
 		return
 	}
-	if i := v.find(msgID); i >= 0 && (v.Messages[i].Role != "activity" || ev.EventType() == "ACTIVITY_SNAPSHOT" || ev.EventType() == "ACTIVITY_DELTA") {
+	activityEvent := ev.EventType() == "ACTIVITY_SNAPSHOT" || ev.EventType() == "ACTIVITY_DELTA"
+	if i := v.find(msgID); i >= 0 && (v.Messages[i].Role == "activity") == activityEvent {
 		v.Messages[i].Metadata = mergeMetadata(v.Messages[i].Metadata, md)
 	}
 }
@@ -204,7 +205,18 @@ func (v *View) runStarted(e event.RunStarted, data []byte, seq uint64) {
 		v.Runs = slices.Delete(v.Runs, 0, len(v.Runs)-maxRuns)
 	}
 	if e.Input != nil {
-		for _, raw := range e.Input.Messages {
+		// After messages were left out, only those after the last one the view holds are new:
+		// the ones left out are not brought back (at the end).
+		from := 0
+		if v.Omitted > 0 {
+			for i, raw := range e.Input.Messages {
+				var m event.Message
+				if json.Unmarshal(raw, &m) == nil && v.find(m.ID) >= 0 {
+					from = i + 1
+				}
+			}
+		}
+		for _, raw := range e.Input.Messages[from:] {
 			var m event.Message
 			if json.Unmarshal(raw, &m) == nil && v.find(m.ID) < 0 {
 				v.Messages = append(v.Messages, m)
@@ -305,8 +317,9 @@ func (v *View) applyMessage(ev event.Event) {
 		v.activitySnapshot(e)
 	case event.ActivityDelta:
 		if i := v.find(e.MessageID); i >= 0 && v.Messages[i].Role == "activity" {
-			v.Messages[i].Content = patch(v.Messages[i].Content, e.Patch, "{}")
-			v.Messages[i].ActivityType = e.ActivityType
+			if c, ok := patched(v.Messages[i].Content, e.Patch, "{}"); ok {
+				v.Messages[i].Content, v.Messages[i].ActivityType = c, e.ActivityType
+			}
 		}
 	case event.ReasoningEncryptedValue:
 		v.encrypted(e)
@@ -436,13 +449,19 @@ func without(items []Item, id string) []Item {
 // patch applies ops to doc (empty: empty, a JSON value) and returns the result, or doc as it
 // was if the patch fails, as the client leaves it.
 func patch(doc json.RawMessage, ops []event.PatchOperation, empty string) json.RawMessage {
+	out, _ := patched(doc, ops, empty)
+	return out
+}
+
+// patched is patch, reporting whether the patch applied.
+func patched(doc json.RawMessage, ops []event.PatchOperation, empty string) (json.RawMessage, bool) {
 	p, err := json.Marshal(ops)
 	if err != nil {
-		return doc
+		return doc, false
 	}
 	decoded, err := jsonpatch.DecodePatch(p)
 	if err != nil {
-		return doc
+		return doc, false
 	}
 	src := doc
 	if len(src) == 0 {
@@ -452,56 +471,79 @@ func patch(doc json.RawMessage, ops []event.PatchOperation, empty string) json.R
 	opts.SupportNegativeIndices = false // as fast-json-patch, which the client uses
 	out, err := decoded.ApplyWithOptions(src, opts)
 	if err != nil {
-		return doc
+		return doc, false
 	}
-	return out
+	return out, true
 }
 
 // trim leaves out the oldest messages that are not open until v's JSON fits maxBytes; then
 // the state; then, as a last resort, the messages being written (a client that joins then
-// gets their rest only). It marshals v only when a cheap upper bound says it may not fit.
+// gets their rest only). It marshals v only when a cheap upper bound says it may not fit, and
+// then each message once: the messages to leave out are chosen in one pass.
 func (v *View) trim(maxBytes int) {
 	if v.sizeBound() <= maxBytes {
 		return
 	}
-	for {
+	for pass := 0; pass < 3; pass++ {
 		b, err := json.Marshal(v)
 		if err != nil || len(b) <= maxBytes {
 			return
 		}
-		i := slices.IndexFunc(v.Messages, func(m event.Message) bool { return !v.open(m) })
-		switch {
-		case i >= 0:
-		case v.State != nil:
-			v.State = nil
-			continue
-		case len(v.Messages) > 0:
-			i = 0
-		default:
-			return // only the run's RUN_STARTED is left: it fits any payload it came in
+		over := len(b) - maxBytes
+		switch pass {
+		case 0: // the oldest closed messages
+			over = v.drop(over, func(m event.Message) bool { return !v.open(m) })
+		case 1: // the state
+			if v.State != nil {
+				over -= len(v.State)
+				v.State = nil
+			}
+		case 2: // the messages being written
+			v.drop(over, func(event.Message) bool { return true })
 		}
-		v.Messages = slices.Delete(v.Messages, i, i+1)
-		v.Omitted++
 	}
 }
 
-// sizeBound is an upper bound of v's JSON: what its contents take, with room for the keys and
-// punctuation around them.
+// drop leaves out the oldest messages that may go, until they amount to over bytes of JSON, and
+// returns what is still over.
+func (v *View) drop(over int, may func(event.Message) bool) int {
+	kept := v.Messages[:0]
+	for _, m := range v.Messages {
+		if over > 0 && may(m) {
+			b, _ := json.Marshal(m)
+			over -= len(b) + 1
+			v.Omitted++
+			continue
+		}
+		kept = append(kept, m)
+	}
+	clear(v.Messages[len(kept):])
+	v.Messages = kept
+	return over
+}
+
+// sizeBound is an upper bound of v's JSON: what its contents take, six bytes for each byte
+// (JSON escapes a character in up to six), with room for the keys and punctuation around them.
 func (v *View) sizeBound() int {
 	const perItem = 512
 	n := len(v.State) + len(v.LastEnd) + perItem*(len(v.Runs)+1)
 	if v.Run != nil {
 		o := v.Run.Open
-		n += len(v.Run.Started) + perItem*(len(o.Steps)+len(o.Text)+len(o.Tools)+len(o.Spans)+len(o.Reasoning)) +
-			6*len(v.Run.ID)
-	}
-	for _, m := range v.Messages {
-		n += perItem + len(m.Content) + len(m.Metadata) + 6*(len(m.ID)+len(m.Name)+len(m.ToolCallID)+len(m.Error)+len(m.EncryptedValue))
-		for _, c := range m.ToolCalls {
-			n += perItem + len(c.Metadata) + 6*(len(c.ID)+len(c.Function.Name)+len(c.Function.Arguments)+len(c.EncryptedValue))
+		n += len(v.Run.Started) + len(v.Run.ID) + perItem*(len(o.Steps)+len(o.Text)+len(o.Tools)+len(o.Spans)+len(o.Reasoning))
+		for _, items := range [][]Item{o.Steps, o.Text, o.Tools, o.Spans, o.Reasoning} {
+			for _, it := range items {
+				n += len(it.ID) + len(it.Name) + len(it.Role) + len(it.Parent) + len(it.Subagent)
+			}
 		}
 	}
-	return n
+	for _, m := range v.Messages {
+		n += perItem + len(m.Content) + len(m.Metadata) + len(m.ID) + len(m.Name) + len(m.ToolCallID) +
+			len(m.Error) + len(m.EncryptedValue) + len(m.ActivityType) + len(m.SubagentRunID) + len(m.Role)
+		for _, c := range m.ToolCalls {
+			n += perItem + len(c.Metadata) + len(c.ID) + len(c.Function.Name) + len(c.Function.Arguments) + len(c.EncryptedValue)
+		}
+	}
+	return 6 * n
 }
 
 // open reports whether message m is being written by the run in progress: its text, its

@@ -134,8 +134,8 @@ class ThreadFollower {
       }
     }
     this.held = [];
+    if (id !== this.lastId) this.failures = 0; // progress: a resumed prelude alone is none
     this.lastId = id;
-    this.failures = 0;
     for (const ev of events) {
       this.subscriber.next(ev);
       if (ev.type === "RUN_FINISHED" || ev.type === "RUN_ERROR") return true;
