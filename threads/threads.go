@@ -492,21 +492,17 @@ func (v *View) trim(maxBytes int) {
 		over := len(b) - maxBytes
 		switch pass {
 		case 0: // the oldest closed messages
-			over = v.drop(over, func(m event.Message) bool { return !v.open(m) })
+			v.drop(over, func(m event.Message) bool { return !v.open(m) })
 		case 1: // the state
-			if v.State != nil {
-				over -= len(v.State)
-				v.State = nil
-			}
+			v.State = nil
 		case 2: // the messages being written
 			v.drop(over, func(event.Message) bool { return true })
 		}
 	}
 }
 
-// drop leaves out the oldest messages that may go, until they amount to over bytes of JSON, and
-// returns what is still over.
-func (v *View) drop(over int, may func(event.Message) bool) int {
+// drop leaves out the oldest messages that may go, until they amount to over bytes of JSON.
+func (v *View) drop(over int, may func(event.Message) bool) {
 	kept := v.Messages[:0]
 	for _, m := range v.Messages {
 		if over > 0 && may(m) {
@@ -519,7 +515,6 @@ func (v *View) drop(over int, may func(event.Message) bool) int {
 	}
 	clear(v.Messages[len(kept):])
 	v.Messages = kept
-	return over
 }
 
 // sizeBound is an upper bound of v's JSON: what its contents take, six bytes for each byte
