@@ -108,7 +108,7 @@ func (b *Bus) snapshot(ctx context.Context, user string, epoch uint64) (data []b
 		view = &contexts.View{}
 	}
 	if p.blank(view, epoch) {
-		rebuilt, through, err := p.rebuilt(ctx, tok, epoch, &contexts.View{})
+		rebuilt, through, err := p.rebuilt(ctx, tok, epoch)
 		if err != nil {
 			b.log.Warn("contexts snapshot: rebuild", "user", user, "err", err)
 		} else if through > 0 {

@@ -517,11 +517,12 @@ func (p *projector[V]) project(r *projectorRun, key string, events []streamEvent
 	var skips []skip
 	limit := p.viewLimit()
 	changed := false
-	if p.blank(view, epoch) && p.kind.fresh {
+	blank := p.blank(view, epoch)
+	if blank {
 		p.reset(view, events[0].data)
-	} else if p.blank(view, epoch) {
+	}
+	if blank && !p.kind.fresh {
 		tok, _ := p.kind.token(events[0].subject)
-		p.reset(view, events[0].data)
 		n, _, err := p.rebuild(ctx, r.stream, view, epoch, tok, events[0].seq, limit, len(events))
 		if err != nil && transient(err) {
 			return nil, err
@@ -644,13 +645,14 @@ func (p *projector[V]) read(ctx context.Context, key string, epoch uint64) (*V, 
 }
 
 // rebuilt builds the view of tok from the events that the stream of epoch holds, without
-// storing it, from view (empty, or readied by the kind's init), and returns it with the sequence
-// through which it reflects them (0 if the stream is of another epoch).
-func (p *projector[V]) rebuilt(ctx context.Context, tok string, epoch uint64, view *V) (*V, uint64, error) {
+// storing it, and returns it with the sequence through which it reflects them (0 if the stream
+// is of another epoch).
+func (p *projector[V]) rebuilt(ctx context.Context, tok string, epoch uint64) (*V, uint64, error) {
 	s, err := p.b.js.Stream(ctx, p.kind.stream)
 	if err != nil {
 		return nil, 0, p.b.wrap("stream "+p.kind.stream, err)
 	}
+	view := new(V)
 	_, through, err := p.rebuild(ctx, s, view, epoch, tok, 0, p.viewLimit(), 0)
 	if err != nil {
 		return nil, 0, err

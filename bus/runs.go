@@ -77,8 +77,9 @@ const maxRunDeliveries = 5
 // delivered again.
 const claimRetry = time.Second
 
-// MaxRunIDLen bounds the thread id and the run id of a run request, in bytes.
-const MaxRunIDLen = 256
+// MaxRunIDLen bounds the thread id and the run id of a run request, in bytes: the bound of an
+// event's threadId and runId.
+const MaxRunIDLen = event.MaxAttributionBytes
 
 // RunRequest is a request for one run of an agent, as stored on the RUNS work queue.
 type RunRequest struct {
@@ -226,13 +227,6 @@ func encodeRequest(req RunRequest) ([]byte, error) {
 func runMsgID(req RunRequest) string {
 	h := sha256.Sum256([]byte(req.Agent + "\x00" + req.User + "\x00" + req.ThreadID + "\x00" + req.RunID))
 	return "run-" + hex.EncodeToString(h[:16])
-}
-
-// Seq is the request's sequence in the RUNS stream.
-func (r *Run) Seq() uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.seq
 }
 
 // Taken is closed once a runtime has claimed the request and runs it.

@@ -149,8 +149,24 @@ func AttributionOf(data []byte) (Attribution, error) {
 	if err != nil {
 		return Attribution{}, err
 	}
-	a := Attribution{Type: raw.Type}
-	for _, f := range raw.fields {
+	return raw.Attribution(), nil
+}
+
+// WithoutAttribution returns an AG-UI event without the top-level threadId and runId that its
+// type does not define: @ag-ui/client strips them, with a console warning for each. Other
+// events come back as they are.
+func WithoutAttribution(data []byte) ([]byte, error) {
+	raw, err := Parse(data)
+	if err != nil {
+		return data, err
+	}
+	return raw.WithoutAttribution(data), nil
+}
+
+// Attribution is the event's type and its top-level threadId and runId.
+func (ev *Raw) Attribution() Attribution {
+	a := Attribution{Type: ev.Type}
+	for _, f := range ev.fields {
 		switch f.key {
 		case "threadId":
 			_ = json.Unmarshal(f.value, &a.ThreadID)
@@ -158,31 +174,29 @@ func AttributionOf(data []byte) (Attribution, error) {
 			_ = json.Unmarshal(f.value, &a.RunID)
 		}
 	}
-	return a, nil
+	return a
 }
 
 // definesAttribution reports whether an AG-UI type has threadId and runId fields of its own.
 func definesAttribution(typ string) bool { return typ == "RUN_STARTED" || typ == "RUN_FINISHED" }
 
-// WithoutAttribution returns an AG-UI event without the top-level threadId and runId that its
-// type does not define: @ag-ui/client strips them, with a console warning for each. Other
-// events come back as they are.
-func WithoutAttribution(data []byte) ([]byte, error) {
-	raw, err := Parse(data)
-	if err != nil || definesAttribution(raw.Type) {
-		return data, err
+// WithoutAttribution returns data, the event ev was parsed from, without the top-level threadId
+// and runId its type does not define (see the function WithoutAttribution).
+func (ev *Raw) WithoutAttribution(data []byte) []byte {
+	if definesAttribution(ev.Type) {
+		return data
 	}
-	kept := make([]field, 0, len(raw.fields))
-	for _, f := range raw.fields {
+	kept := make([]field, 0, len(ev.fields))
+	for _, f := range ev.fields {
 		if f.key != "threadId" && f.key != "runId" {
 			kept = append(kept, f)
 		}
 	}
-	if len(kept) == len(raw.fields) {
-		return data, nil
+	if len(kept) == len(ev.fields) {
+		return data
 	}
-	raw.fields = kept
-	return raw.Encode(), nil
+	ev.fields = kept
+	return ev.Encode()
 }
 
 // MaxAttributionBytes bounds an event's threadId and runId.

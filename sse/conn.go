@@ -304,8 +304,10 @@ func (s *stream) writeWaiting() (sent int, more bool, err error) {
 func (s *stream) encode(evs []bus.Event) (n int, last routing.Cursor, rest []bus.Event) {
 	channel := s.sub.Channel
 	for i, ev := range evs {
-		if s.sub.Thread != "" && !threadEvent(&ev, s.sub.Thread) {
-			continue
+		if s.sub.Thread != "" {
+			if _, ok := attributedTo(&ev, s.sub.Thread, ""); !ok {
+				continue
+			}
 		}
 		if _, err := s.fw.event(ev, channel == routing.Contexts); err != nil {
 			s.h.skipped(channel, ev, err)
@@ -319,18 +321,23 @@ func (s *stream) encode(evs []bus.Event) (n int, last routing.Cursor, rest []bus
 	return n, last, nil
 }
 
-// threadEvent reports whether ev is an event of thread (its top-level threadId), and leaves out
-// of it the attribution fields its type does not define, which the stock client strips with a
-// warning each.
-func threadEvent(ev *bus.Event, thread string) bool {
-	a, err := event.AttributionOf(ev.Data)
-	if err != nil || a.ThreadID != thread {
-		return false
+// attributedTo reports whether ev is an event of thread (and of run, where run is set), by its
+// top-level threadId and runId, and returns its type. It leaves out of ev the attribution
+// fields its type does not define, which the stock client strips with a warning each. It
+// reads the event once.
+func attributedTo(ev *bus.Event, thread, run string) (typ string, ok bool) {
+	raw, err := event.Parse(ev.Data)
+	if err != nil {
+		return "", false
 	}
-	if data, err := event.WithoutAttribution(ev.Data); err == nil && len(data) != len(ev.Data) {
+	a := raw.Attribution()
+	if a.ThreadID != thread || run != "" && a.RunID != run {
+		return "", false
+	}
+	if data := raw.WithoutAttribution(ev.Data); len(data) != len(ev.Data) {
 		ev.Data, ev.Compact = data, false
 	}
-	return true
+	return a.Type, true
 }
 
 // restart follows the feed's end: when its stream was recreated, the stream goes on with a
@@ -406,11 +413,14 @@ func (s *stream) flush() error {
 }
 
 // send writes b within the write timeout.
-func (s *stream) send(b []byte) error {
-	if err := s.out.SetWriteDeadline(time.Now().Add(s.h.cfg.WriteTimeout)); err != nil {
+func (s *stream) send(b []byte) error { return writeWithin(s.out, s.h.cfg.WriteTimeout, b) }
+
+// writeWithin writes b to out within timeout.
+func writeWithin(out wire, timeout time.Duration, b []byte) error {
+	if err := out.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
 		return err
 	}
-	_, err := s.out.Write(b)
+	_, err := out.Write(b)
 	return err
 }
 

@@ -52,9 +52,7 @@ func (h *Handler) serveRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sub := routing.Subscription{Channel: routing.AGUI, User: id.User}
-	if ok, limit := h.conns.tryAdd(id.User, h.cfg.MaxConnsPerUser, h.cfg.MaxConns); !ok {
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusTooManyRequests, "too many streams: "+limit, "")
+	if !h.admit(w, id.User) {
 		return
 	}
 	// The feed opens first: every event of the run is stored after it.
@@ -155,7 +153,7 @@ func (rs *runStream) serve(ctx context.Context, f feed, run *bus.Run) (reason st
 			run.End(errRunTimeout) // its runtime stops at its next keep-alive
 		case <-ended:
 			ended, grace = nil, time.After(runEndGrace)
-			if end, ok := rs.failure(run.Err()); ok {
+			if end, ok := rs.h.runFailure(rs.req, run.Err()); ok {
 				if !rs.h.publishEnd(rs.req, end) {
 					return rs.end(end)
 				}
@@ -178,16 +176,16 @@ func (rs *runStream) serve(ctx context.Context, f feed, run *bus.Run) (reason st
 // errRunTimeout ends a run that went past --max-run-duration.
 var errRunTimeout = errors.New("sse: the run went past its longest duration")
 
-// failure is the RUN_ERROR that ends a run that failed with err (bus.Run.Err); false for a run
-// its runtime ended, whose last event is on its way.
-func (rs *runStream) failure(err error) (event.RunError, bool) {
+// runFailure is the RUN_ERROR that ends run req, which failed with err (bus.Run.Err); false for
+// a run its runtime ended, whose last event is on its way.
+func (h *Handler) runFailure(req bus.RunRequest, err error) (event.RunError, bool) {
 	switch {
 	case err == nil:
 		return event.RunError{}, false
 	case errors.Is(err, bus.ErrNoRuntime):
-		return event.RunError{Code: CodeNoRuntime, Message: fmt.Sprintf("no runtime of agent %s took the run within %s", rs.req.Agent, rs.h.runTimeout())}, true
+		return event.RunError{Code: CodeNoRuntime, Message: fmt.Sprintf("no runtime of agent %s took the run within %s", req.Agent, h.runTimeout())}, true
 	case errors.Is(err, errRunTimeout):
-		return event.RunError{Code: CodeRunTimeout, Message: fmt.Sprintf("the run went past %s", rs.h.cfg.MaxRunDuration)}, true
+		return event.RunError{Code: CodeRunTimeout, Message: fmt.Sprintf("the run went past %s", h.cfg.MaxRunDuration)}, true
 	}
 	return runtimeLost, true
 }
@@ -220,19 +218,16 @@ func (rs *runStream) stopped(err error) (string, error) {
 // define, and reports whether the run's last event was among them.
 func (rs *runStream) write(evs []bus.Event) (over bool, err error) {
 	for _, ev := range evs {
-		a, err := event.AttributionOf(ev.Data)
-		if err != nil || a.ThreadID != rs.req.ThreadID || a.RunID != rs.req.RunID {
+		typ, ok := attributedTo(&ev, rs.req.ThreadID, rs.req.RunID)
+		if !ok {
 			continue
-		}
-		if data, err := event.WithoutAttribution(ev.Data); err == nil && len(data) != len(ev.Data) {
-			ev.Data, ev.Compact = data, false
 		}
 		if _, err := rs.fw.event(ev, false); err != nil {
 			rs.h.skipped(routing.AGUI, ev, err)
 			continue
 		}
 		rs.sent++
-		if over = a.Type == "RUN_FINISHED" || a.Type == "RUN_ERROR"; over {
+		if over = typ == "RUN_FINISHED" || typ == "RUN_ERROR"; over {
 			break
 		}
 	}
@@ -249,7 +244,11 @@ func (rs *runStream) write(evs []bus.Event) (over bool, err error) {
 func (rs *runStream) end(ev event.RunError) (string, error) {
 	data, err := event.Encode(ev, rs.h.now())
 	if err == nil {
-		err = rs.send(append(append([]byte("data: "), data...), "\n\n"...))
+		_, err = rs.fw.frame(bus.Event{Data: data, Compact: true}, false, false) // no cursor: not stored
+	}
+	if err == nil {
+		err = rs.send(rs.fw.frames())
+		rs.fw.reset()
 	}
 	rs.settled = true // written, or not: the client is gone, and the thread has it or NATS is away
 	if err != nil {
@@ -260,13 +259,7 @@ func (rs *runStream) end(ev event.RunError) (string, error) {
 }
 
 // send writes b within the write timeout.
-func (rs *runStream) send(b []byte) error {
-	if err := rs.out.SetWriteDeadline(time.Now().Add(rs.h.cfg.WriteTimeout)); err != nil {
-		return err
-	}
-	_, err := rs.out.Write(b)
-	return err
-}
+func (rs *runStream) send(b []byte) error { return writeWithin(rs.out, rs.h.cfg.WriteTimeout, b) }
 
 // runTimeout is how long a run request waits for a runtime.
 func (h *Handler) runTimeout() time.Duration {
@@ -299,8 +292,7 @@ func (h *Handler) followRun(run *bus.Run, req bus.RunRequest, release func()) {
 		case <-h.done:
 			return
 		}
-		rs := runStream{h: h, req: req}
-		if end, ok := rs.failure(run.Err()); ok {
+		if end, ok := h.runFailure(req, run.Err()); ok {
 			h.publishEnd(req, end)
 		}
 	})

@@ -53,9 +53,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if ok, limit := h.conns.tryAdd(sub.User, h.cfg.MaxConnsPerUser, h.cfg.MaxConns); !ok {
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusTooManyRequests, "too many streams: "+limit, "")
+	if !h.admit(w, sub.User) {
 		return
 	}
 	// The stream's life may outlast this handler (see stream); until it is open, the client
@@ -81,6 +79,17 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.serve(w, r)
+}
+
+// admit counts a new stream of user, or answers 429 with Retry-After past a limit and reports
+// false.
+func (h *Handler) admit(w http.ResponseWriter, user string) bool {
+	ok, limit := h.conns.tryAdd(user, h.cfg.MaxConnsPerUser, h.cfg.MaxConns)
+	if !ok {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, "too many streams: "+limit, "")
+	}
+	return ok
 }
 
 // finish accounts for a stream that has ended, and gives its place back to its user.

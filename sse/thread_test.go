@@ -9,9 +9,9 @@ import (
 
 	"github.com/eventsd/eventsd/agentrt"
 	"github.com/eventsd/eventsd/event"
+	"github.com/eventsd/eventsd/internal/testplane"
 	"github.com/eventsd/eventsd/routing"
 	"github.com/eventsd/eventsd/sse"
-	"github.com/eventsd/eventsd/threads"
 )
 
 // publishRun publishes events of run r1 of thread for alice, as a runtime does.
@@ -136,35 +136,7 @@ func TestThreadIDEscaped(t *testing.T) {
 // awaitView waits until the view of alice's thread has applied the event at seq.
 func (p *plane) awaitView(t *testing.T, thread string, seq uint64) {
 	t.Helper()
-	kv, err := p.js.KeyValue(ctxFor(t), routing.BucketThreads)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := kv.Watch(ctxFor(t), threads.Key(userToken(t, "alice"), thread))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	for {
-		select {
-		case e := <-w.Updates():
-			var v threads.View
-			if e != nil && json.Unmarshal(e.Value(), &v) == nil && v.Seq >= seq {
-				return
-			}
-		case <-ctxFor(t).Done():
-			t.Fatalf("the view of %s never reached %d", thread, seq)
-		}
-	}
-}
-
-func userToken(t *testing.T, user string) string {
-	t.Helper()
-	tok, err := routing.UserToken(user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	testplane.AwaitThreadView(t, p.js, "alice", thread, seq)
 }
 
 // TestThreadIsTheUsersOwn: another user's thread id shows nothing of theirs: bob following

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/client"
 	"github.com/eventsd/eventsd/internal/testplane"
@@ -55,6 +57,7 @@ type h2Plane struct {
 	tok      string
 	stderr   *testplane.SyncBuffer // the daemon's log, at level info
 	shutdown func() error          // the daemon's, once; the test's end calls it too
+	js       jetstream.JetStream   // a NATS client of the daemon's server, once consumers asks
 }
 
 // startH2 starts eventsd in mode m until the test ends, with edit's changes (if any) to the
@@ -225,8 +228,10 @@ func (p *h2Plane) streams(t *testing.T, c *http.Client) int {
 // feeds.
 func (p *h2Plane) consumers(t *testing.T) int {
 	t.Helper()
-	_, js := testplane.Client(t, p.d.nats.AuthURL())
-	return testplane.ConnectionConsumers(t, js, routing.StreamAGUI)
+	if p.js == nil {
+		_, p.js = testplane.Client(t, p.d.nats.AuthURL())
+	}
+	return testplane.ConnectionConsumers(t, p.js, routing.StreamAGUI)
 }
 
 // eventually polls cond until it holds, failing the test if it still does not after 30 s.

@@ -11,8 +11,6 @@ import (
 
 	"github.com/eventsd/eventsd/client"
 	"github.com/eventsd/eventsd/internal/testplane"
-	"github.com/eventsd/eventsd/routing"
-	"github.com/eventsd/eventsd/threads"
 )
 
 // threadStream opens thread t1's stream (resuming after lastID, if set) and returns a function
@@ -109,27 +107,5 @@ func TestThreadResumesAcrossRestart(t *testing.T) {
 func awaitView(t *testing.T, d *daemon, user, thread string, seq uint64) {
 	t.Helper()
 	_, js := testplane.Client(t, d.nats.AuthURL())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	kv, err := js.KeyValue(ctx, routing.BucketThreads)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, _ := routing.UserToken(user)
-	w, err := kv.Watch(ctx, threads.Key(tok, thread))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	for {
-		select {
-		case e := <-w.Updates():
-			var v threads.View
-			if e != nil && json.Unmarshal(e.Value(), &v) == nil && v.Seq >= seq {
-				return
-			}
-		case <-ctx.Done():
-			t.Fatalf("the view of %s never reached %d", thread, seq)
-		}
-	}
+	testplane.AwaitThreadView(t, js, user, thread, seq)
 }

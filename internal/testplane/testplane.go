@@ -5,6 +5,7 @@ package testplane
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"strings"
 	"sync"
@@ -18,7 +19,9 @@ import (
 	"github.com/eventsd/eventsd/bus"
 	"github.com/eventsd/eventsd/embedded"
 	"github.com/eventsd/eventsd/internal/datadir"
+	"github.com/eventsd/eventsd/routing"
 	"github.com/eventsd/eventsd/sse"
+	"github.com/eventsd/eventsd/threads"
 
 	"net/http/httptest"
 )
@@ -237,5 +240,36 @@ func Await(t testing.TB, ctx context.Context, ch <-chan struct{}, what string) {
 	case <-ch:
 	case <-ctx.Done():
 		t.Fatalf("%s: not within the test's deadline", what)
+	}
+}
+
+// AwaitThreadView waits until the view of a thread of user has applied the event at seq.
+func AwaitThreadView(t testing.TB, js jetstream.JetStream, user, thread string, seq uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, routing.BucketThreads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := routing.UserToken(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := kv.Watch(ctx, threads.Key(tok, thread))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case e := <-w.Updates():
+			var v threads.View
+			if e != nil && json.Unmarshal(e.Value(), &v) == nil && v.Seq >= seq {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatalf("the view of %s never reached %d", thread, seq)
+		}
 	}
 }
