@@ -158,6 +158,7 @@ type Bus struct {
 
 	contextViews contextsProjector // the contexts projector, once StartContexts has run
 	threadViews  threadsProjector  // the threads projector, once StartThreads has run
+	taskViews    tasksProjector    // the tasks projector, once StartTasks has run
 
 	watch  watcher           // recreates deleted streams, once EnsureStreams has run
 	epochs map[string]uint64 // each stream's epoch as last seen; guarded by mu
@@ -289,6 +290,9 @@ func (b *Bus) ensure(ctx context.Context) error {
 	}
 	if err := b.ensureThreadsBucket(ctx); err != nil {
 		return b.ensureFailed("bucket "+routing.BucketThreads, err)
+	}
+	if err := b.ensureTasksBucket(ctx); err != nil {
+		return b.ensureFailed("bucket "+routing.BucketTasks, err)
 	}
 	return nil
 }
@@ -521,6 +525,7 @@ func (b *Bus) Close() error {
 	b.outageEnded()
 	b.contextViews.stop()
 	b.threadViews.stop()
+	b.taskViews.stop()
 	b.stopBg()
 	waited := make(chan struct{})
 	go func() { b.wg.Wait(); close(waited) }()

@@ -26,6 +26,7 @@ const advisoryStreamDeleted = "$JS.EVENT.ADVISORY.STREAM.DELETED."
 const (
 	bucketStream        = "KV_" + routing.BucketContexts
 	threadsBucketStream = "KV_" + routing.BucketThreads
+	tasksBucketStream   = "KV_" + routing.BucketTasks
 )
 
 // watcher notices a stream of the event plane deleted (by an operator, or a mistake) and makes
@@ -47,7 +48,7 @@ func (b *Bus) watched() []string {
 	for _, spec := range routing.Streams(b.cfg.Streams) {
 		names = append(names, spec.Name)
 	}
-	return append(names, bucketStream, threadsBucketStream)
+	return append(names, bucketStream, threadsBucketStream, tasksBucketStream)
 }
 
 // startWatch records the streams' epochs and starts the watcher, once, until the Bus closes.
@@ -213,6 +214,9 @@ func (b *Bus) streamRecreated(name string, epoch uint64) {
 	}
 	if name == routing.StreamAGUI || name == threadsBucketStream {
 		b.threadViews.pos.restart()
+	}
+	if name == routing.StreamA2A || name == tasksBucketStream {
+		b.taskViews.pos.restart()
 	}
 }
 

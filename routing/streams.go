@@ -16,6 +16,9 @@ const BucketContexts = "CONTEXTS"
 // BucketThreads is the key-value bucket that holds the view of each AG-UI thread.
 const BucketThreads = "THREADS"
 
+// BucketTasks is the key-value bucket that holds the view of each A2A task.
+const BucketTasks = "TASKS"
+
 // Mapping copies every event stored under From into the CONTEXT stream under To. Both are
 // subject patterns ending in ">", and the tokens matched by ">" are carried over unchanged.
 type Mapping struct {

@@ -1,0 +1,48 @@
+package bus_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/eventsd/eventsd/bus"
+	"github.com/eventsd/eventsd/internal/testplane"
+	"github.com/eventsd/eventsd/routing"
+	"github.com/eventsd/eventsd/tasks"
+)
+
+// TestTaskView: a task's events make its view, which its user reads as a Task; another user
+// finds no such task.
+func TestTaskView(t *testing.T) {
+	b, _ := testplane.StartBus(t, bus.Config{})
+	ctx := testContext(t)
+	if err := b.StartTasks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, routing.A2A, "alice", "TASK_SUBMITTED", `{"type":"TASK_SUBMITTED","taskId":"task1","contextId":"c1","agentName":"echo"}`)
+	publish(t, b, routing.A2A, "alice", "TASK_STATUS_UPDATE", `{"type":"TASK_STATUS_UPDATE","taskId":"task1","contextId":"c1","state":"TASK_STATE_COMPLETED"}`)
+	f, err := b.Subscribe(ctx, routing.Subscription{Channel: routing.A2A, User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for {
+		v, _, err := b.TaskView(ctx, "alice", "task1")
+		if err == nil && v.Task.Status.State == tasks.StateCompleted {
+			if v.Agent != "echo" || v.Task.ContextID != "c1" {
+				t.Fatalf("view %+v", v)
+			}
+			break
+		}
+		if err != nil && !errors.Is(err, bus.ErrTaskNotFound) {
+			t.Fatal(err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the task's view never completed: %v", err)
+		default:
+		}
+	}
+	if _, _, err := b.TaskView(ctx, "bob", "task1"); !errors.Is(err, bus.ErrTaskNotFound) {
+		t.Fatalf("bob's TaskView of alice's task: %v, want ErrTaskNotFound", err)
+	}
+}
