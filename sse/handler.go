@@ -21,6 +21,7 @@ import (
 	"github.com/eventsd/eventsd/console"
 	"github.com/eventsd/eventsd/event"
 	"github.com/eventsd/eventsd/routing"
+	"github.com/eventsd/eventsd/tasks"
 )
 
 // Broker is what the handler needs from the bus.
@@ -34,6 +35,8 @@ type Broker interface {
 	EnqueueRun(ctx context.Context, req bus.RunRequest, timeout time.Duration) (*bus.Run, error)
 	// PublishRunEvent publishes an AG-UI event of a run; see bus.Bus.PublishRunEvent.
 	PublishRunEvent(ctx context.Context, user, threadID, runID string, ev event.Event) (bus.Ack, error)
+	// TaskView returns the view of an A2A task of user; see bus.Bus.TaskView.
+	TaskView(ctx context.Context, user, taskID string) (*tasks.View, uint64, error)
 	// Ready reports whether NATS is reachable and the streams exist.
 	Ready(ctx context.Context) error
 	// ServeConnections answers other nodes with local's count of open streams per user.
@@ -93,6 +96,9 @@ type Config struct {
 	// access_token cookie (see POST /api/v1/session) or an Authorization header. "*" alone
 	// lets any origin in, without credentials. Empty: same origin only.
 	CORSOrigins []string
+	// PublicURL is where clients reach this server (scheme://host[:port][/prefix]), for the
+	// URLs that A2A agent cards give; default the request's own scheme and host.
+	PublicURL string
 }
 
 // Handler serves the event plane's HTTP API.
@@ -211,6 +217,8 @@ func (h *Handler) routes() chi.Router {
 	r.Post("/api/v1/events/{channel}", h.publish)
 	r.Post("/api/v1/webhook/{channel}", h.webhook)
 	r.Post("/api/v1/agui/agents/{agent}/run", h.serveRun)
+	r.Get("/api/v1/a2a/{agent}/.well-known/agent-card.json", h.serveAgentCard)
+	r.Post("/api/v1/a2a/{agent}", h.serveA2A)
 	r.Get("/api/v1/connections", h.connections)
 	r.Post("/api/v1/session", h.createSession)
 	r.Delete("/api/v1/session", h.deleteSession)

@@ -17,6 +17,7 @@ import (
 	"github.com/eventsd/eventsd/bus"
 	"github.com/eventsd/eventsd/event"
 	"github.com/eventsd/eventsd/routing"
+	"github.com/eventsd/eventsd/tasks"
 )
 
 // fakeFeed is a feed that holds its events from the start and then ends with err.
@@ -81,6 +82,9 @@ func (fakeBroker) EnqueueRun(context.Context, bus.RunRequest, time.Duration) (*b
 }
 func (fakeBroker) PublishRunEvent(context.Context, string, string, string, event.Event) (bus.Ack, error) {
 	return bus.Ack{}, errors.New("fakeBroker: no publishing")
+}
+func (fakeBroker) TaskView(context.Context, string, string) (*tasks.View, uint64, error) {
+	return nil, 0, errors.New("fakeBroker: no tasks")
 }
 func (fakeBroker) Ready(context.Context) error          { return nil }
 func (fakeBroker) ServeConnections(func() []byte) error { return nil }

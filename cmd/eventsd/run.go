@@ -335,7 +335,10 @@ func (d *daemon) connect(ctx context.Context, c *config, natsAuth bus.Auth, m *m
 	if err := d.bus.StartContexts(ctx); err != nil {
 		return err
 	}
-	return d.bus.StartThreads(ctx)
+	if err := d.bus.StartThreads(ctx); err != nil {
+		return err
+	}
+	return d.bus.StartTasks(ctx)
 }
 
 // ensureStreams creates or updates the streams, waiting for JetStream until ctx is done.

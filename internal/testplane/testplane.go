@@ -94,6 +94,9 @@ func StartWith(t testing.TB, cfg sse.Config, bc bus.Config) *Plane {
 	if err := b.StartThreads(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := b.StartTasks(ctx); err != nil {
+		t.Fatal(err)
+	}
 	cfg.Broker = b
 	cfg.Verifier = auth.NewVerifier(Secret)
 	h, err := sse.NewHandler(cfg)

@@ -1,0 +1,80 @@
+package sse_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/eventsd/eventsd/routing"
+	"github.com/eventsd/eventsd/sse"
+)
+
+// TestA2AAgentCard: an agent's card names its JSON-RPC endpoint on this server, with streaming
+// and a bearer JWT scheme.
+func TestA2AAgentCard(t *testing.T) {
+	p := newPlane(t, sse.Config{})
+	resp := p.get(t, "/api/v1/a2a/echo/.well-known/agent-card.json", "", nil)
+	var card struct {
+		Name                string
+		SupportedInterfaces []struct{ URL, ProtocolBinding, ProtocolVersion string }
+		Capabilities        struct{ Streaming bool }
+	}
+	decode(t, resp, &card)
+	if card.Name != "echo" || len(card.SupportedInterfaces) != 1 || card.SupportedInterfaces[0].URL != p.url+"/api/v1/a2a/echo" ||
+		card.SupportedInterfaces[0].ProtocolBinding != "JSONRPC" || card.SupportedInterfaces[0].ProtocolVersion != "1.0" || !card.Capabilities.Streaming {
+		t.Fatalf("card %+v", card)
+	}
+}
+
+// TestA2AGetTask: GetTask gives the caller's task as A2A 1.0's Task; another user's is
+// TaskNotFound; bad requests are JSON-RPC errors, not HTTP errors.
+func TestA2AGetTask(t *testing.T) {
+	p := newPlane(t, sse.Config{})
+	p.publishNATS(t, "a2a."+userTok(t, "alice")+".TASK_SUBMITTED", `{"type":"TASK_SUBMITTED","timestamp":"2026-11-30T10:00:00Z","taskId":"task1","contextId":"c1","agentName":"echo"}`)
+	c := p.open(t, streamPath(routing.A2A), token(t, "alice"), nil)
+	p.publishNATS(t, "a2a."+userTok(t, "alice")+".TASK_STATUS_UPDATE", `{"type":"TASK_STATUS_UPDATE","timestamp":"2026-11-30T10:00:01Z","taskId":"task1","contextId":"c1","state":"TASK_STATE_COMPLETED"}`)
+	c.next(t) // stored and delivered; the view follows the same stream
+	rpc := func(user, body string) map[string]any {
+		code, ans := p.post(t, "/api/v1/a2a/echo", token(t, user), "application/json", body)
+		if code != http.StatusOK {
+			t.Fatalf("%s: HTTP %d %v", body, code, ans)
+		}
+		return ans
+	}
+	var ans map[string]any
+	for {
+		ans = rpc("alice", `{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"task1"}}`)
+		if b, _ := json.Marshal(ans); strings.Contains(string(b), "TASK_STATE_COMPLETED") {
+			break
+		}
+	}
+	if ans["id"] != float64(1) {
+		t.Fatalf("answer %v, want id 1", ans)
+	}
+	for _, tt := range []struct {
+		user, body string
+		code       float64
+	}{
+		{"bob", `{"jsonrpc":"2.0","id":2,"method":"GetTask","params":{"id":"task1"}}`, -32001},
+		{"alice", `{"jsonrpc":"2.0","id":3,"method":"GetTask","params":{}}`, -32602},
+		{"alice", `{"jsonrpc":"2.0","id":4,"method":"NoSuchMethod"}`, -32601},
+		{"alice", `{"id":5,"method":"GetTask"}`, -32600},
+		{"alice", `{`, -32700},
+	} {
+		ans := rpc(tt.user, tt.body)
+		e, _ := ans["error"].(map[string]any)
+		if e == nil || e["code"] != tt.code {
+			t.Errorf("%s as %s: %v, want error %v", tt.body, tt.user, ans, tt.code)
+		}
+	}
+}
+
+func userTok(t *testing.T, user string) string {
+	t.Helper()
+	tok, err := routing.UserToken(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
