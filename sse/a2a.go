@@ -141,4 +141,3 @@ func (h *Handler) getTask(ctx context.Context, id auth.Identity, params json.Raw
 	}
 	return task, nil
 }
-
