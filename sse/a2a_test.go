@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	sseclient "github.com/eventsd/eventsd/client"
 	"github.com/eventsd/eventsd/routing"
 	"github.com/eventsd/eventsd/sse"
 )
@@ -77,4 +78,79 @@ func userTok(t *testing.T, user string) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// TestA2ASubscribeToTask: SubscribeToTask answers the task first, then its updates, each a
+// JSON-RPC response with the request's id and an id: cursor, and ends when the task is done; a
+// re-subscribe with Last-Event-ID continues after it; a done task is UnsupportedOperation.
+func TestA2ASubscribeToTask(t *testing.T) {
+	p := newPlane(t, sse.Config{})
+	subject := "a2a." + userTok(t, "alice") + "."
+	p.publishNATS(t, subject+"TASK_SUBMITTED", `{"type":"TASK_SUBMITTED","timestamp":"2026-11-30T10:00:00Z","taskId":"task1","contextId":"c1","agentName":"echo"}`)
+	body := `{"jsonrpc":"2.0","id":7,"method":"SubscribeToTask","params":{"id":"task1"}}`
+	open := func(lastID string) *http.Response {
+		for {
+			req, _ := http.NewRequest(http.MethodPost, p.url+"/api/v1/a2a/echo", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+token(t, "alice"))
+			req.Header.Set("Content-Type", "application/json")
+			if lastID != "" {
+				req.Header.Set("Last-Event-ID", lastID)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Header.Get("Content-Type") == "text/event-stream" {
+				t.Cleanup(func() { resp.Body.Close() })
+				return resp
+			}
+			resp.Body.Close() // the view has not the task yet
+		}
+	}
+	frames := sseFrames(t, open(""))
+	first := <-frames
+	if !strings.Contains(first.Data, `"id":7`) || !strings.Contains(first.Data, `"result":{"task":{"id":"task1"`) || first.ID == "" {
+		t.Fatalf("first frame %+v, want the task with id 7 and a cursor", first)
+	}
+	p.publishNATS(t, subject+"TASK_STATUS_UPDATE", `{"type":"TASK_STATUS_UPDATE","timestamp":"2026-11-30T10:00:01Z","taskId":"task1","contextId":"c1","state":"TASK_STATE_WORKING"}`)
+	working := <-frames
+	if !strings.Contains(working.Data, `"statusUpdate"`) || !strings.Contains(working.Data, "TASK_STATE_WORKING") {
+		t.Fatalf("second frame %+v, want the working status", working)
+	}
+	p.publishNATS(t, subject+"TASK_STATUS_UPDATE", `{"type":"TASK_STATUS_UPDATE","timestamp":"2026-11-30T10:00:02Z","taskId":"task1","contextId":"c1","state":"TASK_STATE_COMPLETED"}`)
+	if done := <-frames; !strings.Contains(done.Data, "TASK_STATE_COMPLETED") {
+		t.Fatalf("third frame %+v, want completed", done)
+	}
+	if f, ok := <-frames; ok {
+		t.Fatalf("after completed: %+v, want the answer's end", f)
+	}
+	for {
+		code, ans := p.post(t, "/api/v1/a2a/echo", token(t, "alice"), "application/json", body)
+		e, _ := ans["error"].(map[string]any)
+		if code == http.StatusOK && e != nil && e["code"] == float64(-32004) {
+			break // the view has the task done
+		}
+	}
+	code, ans := p.post(t, "/api/v1/a2a/echo", token(t, "bob"), "application/json", body)
+	if e, _ := ans["error"].(map[string]any); code != http.StatusOK || e == nil || e["code"] != float64(-32001) {
+		t.Fatalf("bob subscribing to alice's task: %d %v, want TaskNotFound", code, ans)
+	}
+}
+
+// sseFrames reads an answer's frames on a channel, closed at its end.
+func sseFrames(t *testing.T, resp *http.Response) <-chan sseclient.Frame {
+	t.Helper()
+	out := make(chan sseclient.Frame, 16)
+	go func() {
+		defer close(out)
+		r := sseclient.NewReader(resp.Body, 1<<20)
+		for {
+			f, err := r.Next()
+			if err != nil {
+				return
+			}
+			out <- f
+		}
+	}()
+	return out
 }
