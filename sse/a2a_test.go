@@ -124,12 +124,22 @@ func TestA2ASubscribeToTask(t *testing.T) {
 	if f, ok := <-frames; ok {
 		t.Fatalf("after completed: %+v, want the answer's end", f)
 	}
-	for {
-		code, ans := p.post(t, "/api/v1/a2a/echo", token(t, "alice"), "application/json", body)
-		e, _ := ans["error"].(map[string]any)
-		if code == http.StatusOK && e != nil && e["code"] == float64(-32004) {
-			break // the view has the task done
+	for done := false; !done; {
+		req, _ := http.NewRequest(http.MethodPost, p.url+"/api/v1/a2a/echo", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token(t, "alice"))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
 		}
+		if resp.Header.Get("Content-Type") == "application/json" { // else the view has not the task done yet
+			var ans struct{ Error struct{ Code int } }
+			decode(t, resp, &ans)
+			if done = ans.Error.Code == -32004; !done {
+				t.Fatalf("subscribing to a done task: %+v, want UnsupportedOperation", ans)
+			}
+		}
+		resp.Body.Close()
 	}
 	code, ans := p.post(t, "/api/v1/a2a/echo", token(t, "bob"), "application/json", body)
 	if e, _ := ans["error"].(map[string]any); code != http.StatusOK || e == nil || e["code"] != float64(-32001) {
