@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventsd/eventsd/bus"
 	"github.com/eventsd/eventsd/event"
+	"github.com/eventsd/eventsd/routing"
 )
 
 // Config configures a runtime. Agent and Bus are required.
@@ -34,6 +35,8 @@ type Config struct {
 	FinishTimeout time.Duration
 	// Logger receives what goes wrong outside a handler; default discards.
 	Logger *slog.Logger
+	// Description says what the agent does: its A2A agent card carries it (ServeTasks).
+	Description string
 }
 
 // ErrNoBus is returned by Serve when Config has no Bus.
@@ -111,11 +114,31 @@ func (r *Run) started() event.RunStarted {
 // returns nil once ctx is done, or an error once the connection is closed, in both cases after
 // every run it started has ended.
 func Serve(ctx context.Context, cfg Config, h Handler) error {
+	return serve(ctx, cfg, routing.Runs, func(s *server, ctx context.Context, t *bus.TakenRun) {
+		run := &Run{taken: t, req: t.Request()}
+		s.handle(ctx, t, run.started(), func(ctx context.Context) error { return h(ctx, run) }, runEnd)
+	})
+}
+
+// runEnd is the last event of a run that ended with err (stopping: the runtime stops).
+func runEnd(err error, stopping, _ bool) event.Event {
+	switch {
+	case err != nil && stopping:
+		return event.RunError{Message: "the agent's runtime stopped"}
+	case err != nil:
+		return event.RunError{Message: err.Error()}
+	}
+	return event.RunFinished{}
+}
+
+// serve takes the agent's requests from queue until ctx is done and handles each with handle,
+// at most Config.Concurrency at once.
+func serve(ctx context.Context, cfg Config, queue routing.Queue, handle func(*server, context.Context, *bus.TakenRun)) error {
 	s, err := newServer(cfg)
 	if err != nil {
 		return err
 	}
-	q, err := cfg.Bus.RunQueue(ctx, cfg.Agent, bus.QueueConfig{AckWait: cfg.AckWait})
+	q, err := cfg.Bus.RunQueue(ctx, cfg.Agent, bus.QueueConfig{Queue: queue, AckWait: cfg.AckWait, Description: cfg.Description})
 	if err != nil {
 		return err
 	}
@@ -139,7 +162,7 @@ func Serve(ctx context.Context, cfg Config, h Handler) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			s.handle(ctx, t, h)
+			handle(s, ctx, t)
 		}()
 	}
 }
@@ -167,39 +190,41 @@ func newServer(cfg Config) (*server, error) {
 	return &server{cfg: cfg, log: log.With("agent", cfg.Agent)}, nil
 }
 
-// handle runs one taken request: keep-alives for as long as it runs, RUN_STARTED, the
-// handler, the closing event, and the word to the node that the run is over. A run that the
-// node ended (it counted the runtime lost, or the run went past its time) is stopped: the node
-// has published its end, and nothing more of it is published.
-func (s *server) handle(ctx context.Context, t *bus.TakenRun, h Handler) {
+// handle runs one taken request: keep-alives for as long as it runs, its first event, the
+// work, its last event (as last gives it for how the work ended; nil for none), and the word to
+// the node that the run is over. A run that the node ended (it counted the runtime lost, or the
+// run went past its time) is stopped: the node has published its end, and nothing more of it is
+// published. A task that a client cancels stops with the cause ErrCanceled.
+func (s *server) handle(ctx context.Context, t *bus.TakenRun, first event.Event, work func(context.Context) error,
+	last func(err error, stopping, canceled bool) event.Event) {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := s.keepAlive(runCtx, t, cancel)
-	run := &Run{taken: t, req: t.Request()}
-	err := run.Emit(runCtx, run.started())
+	req := t.Request()
+	stopCancel, err := t.ServeCancel(func() { cancel(ErrCanceled) })
 	if err == nil {
-		err = h(runCtx, run)
+		defer stopCancel()
+		_, err = t.Publish(runCtx, first)
+	}
+	if err == nil {
+		err = work(runCtx)
 	}
 	stop()
-	if errors.Is(context.Cause(runCtx), bus.ErrRunEnded) {
-		s.log.Info("run ended by its node", "user", run.User(), "run", run.RunID())
+	cause := context.Cause(runCtx)
+	if errors.Is(cause, bus.ErrRunEnded) {
+		s.log.Info("run ended by its node", "user", req.User, "run", req.RunID)
 		return
-	}
-	var last event.Event = event.RunFinished{}
-	switch {
-	case err != nil && ctx.Err() != nil:
-		last = event.RunError{Message: "the agent's runtime stopped"}
-	case err != nil:
-		last = event.RunError{Message: err.Error()}
 	}
 	// The runtime may be stopping: the run still ends for its client.
 	finish, cancelFinish := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.FinishTimeout)
 	defer cancelFinish()
-	if err := run.Emit(finish, last); err != nil {
-		s.log.Warn("ending run", "user", run.User(), "run", run.RunID(), "err", err)
+	if ev := last(err, ctx.Err() != nil, errors.Is(cause, ErrCanceled)); ev != nil {
+		if _, err := t.Publish(finish, ev); err != nil {
+			s.log.Warn("ending run", "user", req.User, "run", req.RunID, "err", err)
+		}
 	}
 	if err := t.Done(); err != nil {
-		s.log.Warn("ending run", "user", run.User(), "run", run.RunID(), "err", err)
+		s.log.Warn("ending run", "user", req.User, "run", req.RunID, "err", err)
 	}
 }
 

@@ -81,25 +81,33 @@ const claimRetry = time.Second
 // event's threadId and runId.
 const MaxRunIDLen = event.MaxAttributionBytes
 
-// RunRequest is a request for one run of an agent, as stored on the RUNS work queue.
+// RunRequest is a request for one run of an agent, as stored on the RUNS work queue: an AG-UI
+// run (Queue routing.Runs, or empty), or an A2A message for a task (Queue routing.Tasks), whose
+// ThreadID is the task's context id and RunID the task id.
 type RunRequest struct {
-	Agent    string `json:"agent"`
-	User     string `json:"user"`
-	ThreadID string `json:"threadId"`
-	RunID    string `json:"runId"`
-	// Input is the AG-UI RunAgentInput as the client sent it.
+	Queue    routing.Queue `json:"queue,omitempty"`
+	Agent    string        `json:"agent"`
+	User     string        `json:"user"`
+	ThreadID string        `json:"threadId"`
+	RunID    string        `json:"runId"`
+	// Input is the AG-UI RunAgentInput as the client sent it, or the A2A message.
 	Input json.RawMessage `json:"input"`
 	// Claim is the core NATS subject, an inbox of the node that enqueued the request, on which
 	// its runtime claims it and keeps it alive; EnqueueRun sets it.
 	Claim string `json:"claim"`
 }
 
+// queue is the work queue the request is for.
+func (r RunRequest) queue() routing.Queue { return cmp.Or(r.Queue, routing.Runs) }
+
 // subject checks the request and returns the subject it is stored on.
 func (r RunRequest) subject() (string, error) {
-	subject, err := routing.RunSubject(r.Agent, r.User)
+	subject, err := r.queue().Subject(r.Agent, r.User)
 	switch {
 	case err != nil:
 		return "", err
+	case r.queue() != routing.Runs && r.queue() != routing.Tasks:
+		return "", fmt.Errorf("%w: no queue %q", ErrInvalidRun, r.Queue)
 	case r.ThreadID == "" || r.RunID == "":
 		return "", fmt.Errorf("%w: want a thread id and a run id", ErrInvalidRun)
 	case len(r.ThreadID) > MaxRunIDLen || len(r.RunID) > MaxRunIDLen:
@@ -222,11 +230,15 @@ func encodeRequest(req RunRequest) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// runMsgID de-duplicates requests for one run of one thread: a hash, since ids may hold any
-// character and a message id is a header.
+// runMsgID de-duplicates requests for one run of one thread, and one message of one task: a
+// hash, since ids may hold any character and a message id is a header.
 func runMsgID(req RunRequest) string {
-	h := sha256.Sum256([]byte(req.Agent + "\x00" + req.User + "\x00" + req.ThreadID + "\x00" + req.RunID))
-	return "run-" + hex.EncodeToString(h[:16])
+	h := sha256.New()
+	h.Write([]byte(req.Agent + "\x00" + req.User + "\x00" + req.ThreadID + "\x00" + req.RunID))
+	if req.queue() == routing.Tasks {
+		h.Write(append([]byte{0}, req.Input...)) // a task takes many messages
+	}
+	return string(req.queue()) + "-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // Taken is closed once a runtime has claimed the request and runs it.
@@ -430,6 +442,12 @@ func attribute(data []byte, threadID, runID string) ([]byte, error) {
 
 // QueueConfig configures a runtime's share of an agent's work queue.
 type QueueConfig struct {
+	// Queue is the work queue: routing.Runs (AG-UI runs; the default) or routing.Tasks (A2A
+	// messages).
+	Queue routing.Queue
+	// Description says what the agent does, for its A2A agent card: the agent's consumer
+	// carries it, so that the runtime that last opened the queue announces it.
+	Description string
 	// AckWait is how long a runtime may go without keeping a taken run alive before the node
 	// that follows the run counts it lost, within MinRunAckWait and MaxRunAckWait; default
 	// DefaultRunAckWait. It is also the agent's consumer's, after which a request taken but not
@@ -447,6 +465,7 @@ const pullWait = 5 * time.Second
 type RunQueue struct {
 	b      *Bus
 	agent  string
+	queue  routing.Queue
 	config jetstream.ConsumerConfig
 
 	mu   sync.Mutex
@@ -456,14 +475,19 @@ type RunQueue struct {
 // RunQueue opens the work queue of agent for a runtime, creating the agent's consumer if it
 // is not there (or updating it to cfg).
 func (b *Bus) RunQueue(ctx context.Context, agent string, cfg QueueConfig) (*RunQueue, error) {
-	name, err := routing.RunConsumer(agent)
+	queue := cmp.Or(cfg.Queue, routing.Runs)
+	if queue != routing.Runs && queue != routing.Tasks {
+		return nil, fmt.Errorf("%w: no queue %q", ErrInvalidRun, queue)
+	}
+	name, err := queue.Consumer(agent)
 	if err != nil {
 		return nil, err
 	}
-	filter, _ := routing.RunFilter(agent) // RunConsumer checked the agent
+	filter, _ := queue.Filter(agent) // Consumer checked the agent
 	cfg.AckWait = clampAckWait(cfg.AckWait)
-	q := &RunQueue{b: b, agent: agent, config: jetstream.ConsumerConfig{
+	q := &RunQueue{b: b, agent: agent, queue: queue, config: jetstream.ConsumerConfig{
 		Durable:       name,
+		Description:   cfg.Description,
 		FilterSubject: filter,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -595,7 +619,7 @@ func (q *RunQueue) passOver(msg jetstream.Msg, reason string) {
 // with a claim subject that is a node's inbox, not a wildcard or another subject of the plane.
 func (q *RunQueue) matches(req RunRequest, subject string) bool {
 	want, err := req.subject()
-	return err == nil && want == subject && req.Agent == q.agent &&
+	return err == nil && want == subject && req.Agent == q.agent && req.queue() == q.queue &&
 		strings.HasPrefix(req.Claim, nats.InboxPrefix) && len(req.Claim) > len(nats.InboxPrefix) &&
 		!strings.ContainsAny(req.Claim, "*> \t\r\n")
 }
@@ -624,9 +648,15 @@ func (q *RunQueue) claim(ctx context.Context, subject string) claimResult {
 // signal sends sig to the node that follows a run, on subject, and decodes its answer into
 // reply, within the bus's timeout.
 func (b *Bus) signal(ctx context.Context, subject string, sig runtimeSignal, reply any) error {
+	data, _ := json.Marshal(sig)
+	return b.signalRaw(ctx, subject, data, reply)
+}
+
+// signalRaw sends data on subject as a request, and decodes the answer into reply, within the
+// bus's timeout.
+func (b *Bus) signalRaw(ctx context.Context, subject string, data []byte, reply any) error {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	data, _ := json.Marshal(sig)
 	msg, err := b.nc.RequestWithContext(ctx, subject, data)
 	if err != nil {
 		return err
@@ -688,9 +718,13 @@ func (t *TakenRun) KeepAlive(ctx context.Context) error {
 // a late keep-alive or two do not count as lost.
 func (t *TakenRun) KeepAliveEvery() time.Duration { return t.ackWait / 5 }
 
-// Publish publishes an AG-UI event of the run for the request's user, with the run's threadId
-// and runId (see PublishRunEvent).
+// Publish publishes an event of the run for the request's user: an AG-UI event of a run, with
+// the run's threadId and runId (see PublishRunEvent), or an A2A event of a task, with its
+// taskId and contextId (see PublishTaskEvent).
 func (t *TakenRun) Publish(ctx context.Context, ev event.Event) (Ack, error) {
+	if t.req.queue() == routing.Tasks {
+		return t.b.PublishTaskEvent(ctx, t.req.User, t.req.ThreadID, t.req.RunID, ev)
+	}
 	return t.b.PublishRunEvent(ctx, t.req.User, t.req.ThreadID, t.req.RunID, ev)
 }
 

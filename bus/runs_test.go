@@ -420,7 +420,7 @@ func TestRunClaimOnlyToAnInbox(t *testing.T) {
 	forged := runRequest("alice", "r0")
 	forged.Claim = target
 	data, _ := json.Marshal(forged)
-	subject, _ := routing.RunSubject("echo", "alice")
+	subject, _ := routing.Runs.Subject("echo", "alice")
 	if _, err := js.Publish(ctx, subject, data); err != nil {
 		t.Fatal(err)
 	}

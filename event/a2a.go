@@ -55,13 +55,15 @@ type ArtifactUpdated struct {
 	Content    json.RawMessage `json:"content,omitempty"`
 }
 
-// AgentMessage (AGENT_MESSAGE) carries a message from an agent.
+// AgentMessage (AGENT_MESSAGE) carries a message from an agent: its text as Content, and,
+// when it has more than text, its A2A 1.0 parts (Content is then what a reader of text shows).
 type AgentMessage struct {
-	Timestamp time.Time `json:"timestamp"`
-	TaskID    string    `json:"taskId"`
-	ContextID string    `json:"contextId"`
-	MessageID string    `json:"messageId"`
-	Content   string    `json:"content"`
+	Timestamp time.Time         `json:"timestamp"`
+	TaskID    string            `json:"taskId"`
+	ContextID string            `json:"contextId"`
+	MessageID string            `json:"messageId"`
+	Content   string            `json:"content"`
+	Parts     []json.RawMessage `json:"parts,omitempty" kind:"object"`
 }
 
 // InputRequired (INPUT_REQUIRED) asks the user for input.

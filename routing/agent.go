@@ -1,6 +1,8 @@
 package routing
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 )
@@ -20,12 +22,20 @@ func ValidateAgent(name string) error {
 	return nil
 }
 
-// runsPrefix starts the subject of every run request.
-const runsPrefix = "runs."
+// Queue names a work queue of requests for agents: Runs (AG-UI runs) or Tasks (A2A tasks
+// and the messages that continue them). Both are kept in the RUNS stream; every agent has one
+// share of each, which all its runtimes pull from.
+type Queue string
 
-// RunSubject returns the subject a run request of user for agent is stored on in the RUNS
-// stream: runs.<agent>.<user token>.
-func RunSubject(agent, user string) (string, error) {
+// The work queues.
+const (
+	Runs  Queue = "runs"
+	Tasks Queue = "tasks"
+)
+
+// Subject returns the subject a request of user for agent is stored on in the RUNS stream:
+// <queue>.<agent>.<user token>.
+func (q Queue) Subject(agent, user string) (string, error) {
 	if err := ValidateAgent(agent); err != nil {
 		return "", err
 	}
@@ -33,23 +43,35 @@ func RunSubject(agent, user string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return runsPrefix + agent + "." + tok, nil
+	return string(q) + "." + agent + "." + tok, nil
 }
 
-// RunFilter returns the subject filter that selects every run request for agent, whoever made
-// it: runs.<agent>.*.
-func RunFilter(agent string) (string, error) {
+// Filter returns the subject filter that selects every request of the queue for agent,
+// whoever made it: <queue>.<agent>.*.
+func (q Queue) Filter(agent string) (string, error) {
 	if err := ValidateAgent(agent); err != nil {
 		return "", err
 	}
-	return runsPrefix + agent + ".*", nil
+	return string(q) + "." + agent + ".*", nil
 }
 
-// RunConsumer returns the name of the durable consumer of the RUNS stream that every runtime of
-// agent shares, so that each request goes to one of them: runs-<agent>.
-func RunConsumer(agent string) (string, error) {
+// Consumer returns the name of the durable consumer of the RUNS stream that every runtime of
+// agent shares for the queue, so that each request goes to one of them: <queue>-<agent>.
+func (q Queue) Consumer(agent string) (string, error) {
 	if err := ValidateAgent(agent); err != nil {
 		return "", err
 	}
-	return "runs-" + agent, nil
+	return string(q) + "-" + agent, nil
+}
+
+// CancelSubject returns the core NATS subject on which the runtime that holds a task of user
+// hears that it is to be cancelled: cancel.<user token>.<hash of the task id> (a task id may
+// hold any character; a subject token may not).
+func CancelSubject(user, taskID string) (string, error) {
+	tok, err := UserToken(user)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.Sum256([]byte(taskID))
+	return "cancel." + tok + "." + hex.EncodeToString(h[:16]), nil
 }

@@ -3,6 +3,7 @@ package routing
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -36,46 +37,50 @@ func TestValidateAgent(t *testing.T) {
 	}
 }
 
-func TestRunNames(t *testing.T) {
+func TestQueueNames(t *testing.T) {
 	tests := []struct {
-		name, agent, user         string
+		name                      string
+		q                         Queue
+		agent, user               string
 		subject, filter, consumer string
 	}{
-		{"plain user", "echo", "alice", "runs.echo.alice", "runs.echo.*", "runs-echo"},
-		{"encoded user", "echo", "alice@example.com", "runs.echo.~YWxpY2VAZXhhbXBsZS5jb20", "runs.echo.*", "runs-echo"},
-		{"dashed agent", "my-agent_1", "a.b", "runs.my-agent_1.~YS5i", "runs.my-agent_1.*", "runs-my-agent_1"},
+		{"plain user", Runs, "echo", "alice", "runs.echo.alice", "runs.echo.*", "runs-echo"},
+		{"encoded user", Runs, "echo", "alice@example.com", "runs.echo.~YWxpY2VAZXhhbXBsZS5jb20", "runs.echo.*", "runs-echo"},
+		{"dashed agent", Runs, "my-agent_1", "a.b", "runs.my-agent_1.~YS5i", "runs.my-agent_1.*", "runs-my-agent_1"},
+		{"tasks", Tasks, "echo", "alice", "tasks.echo.alice", "tasks.echo.*", "tasks-echo"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got, err := RunSubject(tt.agent, tt.user); err != nil || got != tt.subject {
-				t.Errorf("RunSubject(%q, %q) = %q, %v, want %q", tt.agent, tt.user, got, err, tt.subject)
+			if got, err := tt.q.Subject(tt.agent, tt.user); err != nil || got != tt.subject {
+				t.Errorf("Subject(%q, %q) = %q, %v, want %q", tt.agent, tt.user, got, err, tt.subject)
 			}
-			if got, err := RunFilter(tt.agent); err != nil || got != tt.filter {
-				t.Errorf("RunFilter(%q) = %q, %v, want %q", tt.agent, got, err, tt.filter)
+			if got, err := tt.q.Filter(tt.agent); err != nil || got != tt.filter {
+				t.Errorf("Filter(%q) = %q, %v, want %q", tt.agent, got, err, tt.filter)
 			}
-			if got, err := RunConsumer(tt.agent); err != nil || got != tt.consumer {
-				t.Errorf("RunConsumer(%q) = %q, %v, want %q", tt.agent, got, err, tt.consumer)
+			if got, err := tt.q.Consumer(tt.agent); err != nil || got != tt.consumer {
+				t.Errorf("Consumer(%q) = %q, %v, want %q", tt.agent, got, err, tt.consumer)
 			}
 		})
 	}
 }
 
-func TestRunNamesReject(t *testing.T) {
-	if got, err := RunSubject("a.b", "alice"); !errors.Is(err, ErrInvalidAgent) {
-		t.Errorf("RunSubject(%q, %q) = %q, %v, want ErrInvalidAgent", "a.b", "alice", got, err)
+func TestQueueNamesReject(t *testing.T) {
+	if got, err := Runs.Subject("a.b", "alice"); !errors.Is(err, ErrInvalidAgent) {
+		t.Errorf("Subject(%q, %q) = %q, %v, want ErrInvalidAgent", "a.b", "alice", got, err)
 	}
-	if got, err := RunSubject("echo", ""); !errors.Is(err, ErrInvalidUser) {
-		t.Errorf("RunSubject(%q, %q) = %q, %v, want ErrInvalidUser", "echo", "", got, err)
+	if got, err := Tasks.Subject("echo", ""); !errors.Is(err, ErrInvalidUser) {
+		t.Errorf("Subject(%q, %q) = %q, %v, want ErrInvalidUser", "echo", "", got, err)
 	}
-	if got, err := RunFilter(">"); !errors.Is(err, ErrInvalidAgent) {
-		t.Errorf("RunFilter(%q) = %q, %v, want ErrInvalidAgent", ">", got, err)
+	if got, err := Runs.Filter(">"); !errors.Is(err, ErrInvalidAgent) {
+		t.Errorf("Filter(%q) = %q, %v, want ErrInvalidAgent", ">", got, err)
 	}
-	if got, err := RunConsumer(""); !errors.Is(err, ErrInvalidAgent) {
-		t.Errorf("RunConsumer(%q) = %q, %v, want ErrInvalidAgent", "", got, err)
+	if got, err := Tasks.Consumer(""); !errors.Is(err, ErrInvalidAgent) {
+		t.Errorf("Consumer(%q) = %q, %v, want ErrInvalidAgent", "", got, err)
 	}
 }
 
-// TestRunsStream: RUNS is a work queue that captures exactly runs.<agent>.<user token>, and
+// TestRunsStream: RUNS is a work queue that captures exactly runs.<agent>.<user token> and
+// tasks.<agent>.<user token>, and
 // keeps a request at least as long as it may wait for a runtime.
 func TestRunsStream(t *testing.T) {
 	o := DefaultStreamOptions
@@ -91,8 +96,8 @@ func TestRunsStream(t *testing.T) {
 		t.Fatalf("Streams() has no %s stream", StreamRuns)
 	case !runs.WorkQueue:
 		t.Errorf("%s: WorkQueue = false, want true", StreamRuns)
-	case len(runs.Subjects) != 1 || runs.Subjects[0] != "runs.*.*":
-		t.Errorf("%s: Subjects = %q, want [runs.*.*]", StreamRuns, runs.Subjects)
+	case !slices.Equal(runs.Subjects, []string{"runs.*.*", "tasks.*.*"}):
+		t.Errorf("%s: Subjects = %q, want [runs.*.* tasks.*.*]", StreamRuns, runs.Subjects)
 	case runs.MaxAge != o.RunTimeout:
 		t.Errorf("%s: MaxAge = %v, want the run timeout %v", StreamRuns, runs.MaxAge, o.RunTimeout)
 	case runs.MaxBytes != MaxRunQueueBytes:
@@ -112,18 +117,18 @@ func FuzzValidateAgent(f *testing.F) {
 		if ValidateAgent(agent) != nil {
 			return
 		}
-		subject, err := RunSubject(agent, "alice")
+		subject, err := Runs.Subject(agent, "alice")
 		if err != nil {
-			t.Fatalf("RunSubject(%q, alice): %v", agent, err)
+			t.Fatalf("Subject(%q, alice): %v", agent, err)
 		}
 		if got := strings.Count(subject, "."); got != 2 || strings.ContainsAny(agent, "*> \t\r\n") {
-			t.Fatalf("RunSubject(%q, alice) = %q: agent spans tokens or holds subject syntax", agent, subject)
+			t.Fatalf("Subject(%q, alice) = %q: agent spans tokens or holds subject syntax", agent, subject)
 		}
 	})
 }
 
-func ExampleRunSubject() {
-	s, _ := RunSubject("echo", "alice@example.com")
+func ExampleQueue_Subject() {
+	s, _ := Runs.Subject("echo", "alice@example.com")
 	fmt.Println(s)
 	// Output: runs.echo.~YWxpY2VAZXhhbXBsZS5jb20
 }

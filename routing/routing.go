@@ -28,7 +28,8 @@ const (
 	StreamA2A       = "A2A"
 	StreamContext   = "CONTEXT"
 	StreamAnalytics = "ANALYTICS"
-	// StreamRuns is the work queue of run requests for agents, runs.<agent>.<user token>.
+	// StreamRuns is the work queue of requests for agents: runs.<agent>.<user token> (AG-UI
+	// runs) and tasks.<agent>.<user token> (A2A messages).
 	StreamRuns = "RUNS"
 )
 

@@ -76,7 +76,7 @@ type StreamSpec struct {
 
 // Streams returns the streams of the event plane with the given options: the four event
 // streams and the RUNS work queue. Each captures only subjects of the form
-// <channel>.<user token>.<TYPE> (runs.<agent>.<user token>), so that a JetStream publish to any
+// <channel>.<user token>.<TYPE> (runs.<agent>.<user token> and tasks.<agent>.<user token>), so that a JetStream publish to any
 // other subject under a channel's prefix is refused rather than stored.
 func Streams(o StreamOptions) []StreamSpec {
 	runs := o
@@ -93,7 +93,7 @@ func Streams(o StreamOptions) []StreamSpec {
 		{Name: StreamA2A, Subjects: []string{"a2a.*.*"}, StreamOptions: o},
 		{Name: StreamContext, Subjects: []string{"context.system.*.*"}, Sources: Mappings, StreamOptions: o},
 		{Name: StreamAnalytics, Subjects: []string{"analytics.*.*"}, StreamOptions: o},
-		{Name: StreamRuns, Subjects: []string{"runs.*.*"}, WorkQueue: true, StreamOptions: runs},
+		{Name: StreamRuns, Subjects: []string{string(Runs) + ".*.*", string(Tasks) + ".*.*"}, WorkQueue: true, StreamOptions: runs},
 	}
 }
 

@@ -5,21 +5,27 @@
 // Stored events and what they fill:
 //   - TASK_SUBMITTED: the task (id, contextId, state TASK_STATE_SUBMITTED); its input, an A2A
 //     message, opens the history. Response: the task.
-//   - TASK_STATUS_UPDATE: status.state and status.message (the message joins the history).
-//     Response: statusUpdate.
+//   - TASK_STATUS_UPDATE: status.state and status.message (the message joins the history; a
+//     user's message, which eventsd stores with the state TASK_STATE_SUBMITTED when a message
+//     continues a task, joins only the history). Response: statusUpdate.
 //   - INPUT_REQUIRED, AUTH_REQUIRED: status.state TASK_STATE_INPUT_REQUIRED or
 //     TASK_STATE_AUTH_REQUIRED, with an agent message holding the prompt (or the authUrl as data).
 //     With the task in that state already, no response: one update, not two.
-//   - AGENT_MESSAGE: an agent message (its content as one text part) in the history, and as
-//     status.message of the current state. Response: statusUpdate.
+//   - AGENT_MESSAGE: an agent message (its parts, else its content as one text part) in the
+//     history, and as status.message of the current state. Response: statusUpdate.
 //   - ARTIFACT_CREATED: the artifact (replacing one of its id). Response: artifactUpdate.
 //   - ARTIFACT_UPDATED: its content's parts appended to the artifact, or replacing them.
 //     Response: artifactUpdate with append and lastChunk.
+//
+// Once the task is in a terminal state, its later events change nothing: A2A tasks do not
+// start again.
 //
 // Parts in the 0.3 form ({"kind":"text","text":...}) are read as 1.0 parts ({"text":...}).
 package tasks
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +46,12 @@ const (
 	StateFailed        = "TASK_STATE_FAILED"
 	StateCanceled      = "TASK_STATE_CANCELED"
 	StateRejected      = "TASK_STATE_REJECTED"
+)
+
+// Message roles of A2A 1.0.
+const (
+	RoleUser  = "ROLE_USER"
+	RoleAgent = "ROLE_AGENT"
 )
 
 // Terminal reports whether a task in state is over; Interrupted whether it waits for the user.
@@ -129,6 +141,9 @@ func (v *View) Apply(data []byte, seq, epoch uint64) (*Response, error) {
 	if v.Epoch != epoch {
 		*v = View{Task: Task{ID: v.Task.ID}}
 	}
+	if v.Seq != 0 && Terminal(v.Task.Status.State) {
+		return nil, nil
+	}
 	resp := v.apply(ev)
 	if resp != nil {
 		v.Epoch, v.Seq = epoch, seq
@@ -146,7 +161,7 @@ func (v *View) apply(ev event.Event) *Response {
 		return v.status(e.TaskID, e.ContextID, e.Timestamp, StateInputRequired, textMessage(e.TaskID, e.ContextID, e.Timestamp, e.Prompt))
 	case event.AuthRequired:
 		data, _ := json.Marshal(map[string]any{"data": map[string]string{"authUrl": e.AuthURL}})
-		m := &Message{MessageID: fmt.Sprint("auth-", e.Timestamp.UnixNano()), TaskID: e.TaskID, ContextID: e.ContextID, Role: "ROLE_AGENT", Parts: []json.RawMessage{data}}
+		m := &Message{MessageID: fmt.Sprint("auth-", e.Timestamp.UnixNano()), TaskID: e.TaskID, ContextID: e.ContextID, Role: RoleAgent, Parts: []json.RawMessage{data}}
 		return v.status(e.TaskID, e.ContextID, e.Timestamp, StateAuthRequired, m)
 	case event.AgentMessage:
 		if !v.ours(e.TaskID) {
@@ -154,6 +169,9 @@ func (v *View) apply(ev event.Event) *Response {
 		}
 		m := textMessage(e.TaskID, e.ContextID, e.Timestamp, e.Content)
 		m.MessageID = e.MessageID
+		if len(e.Parts) > 0 {
+			m.Parts = convertParts(e.Parts)
+		}
 		return v.status(e.TaskID, e.ContextID, e.Timestamp, v.Task.Status.State, m)
 	case event.ArtifactCreated:
 		return v.artifact(e.TaskID, e.ContextID, convertArtifact(e.Artifact), false, false)
@@ -175,8 +193,8 @@ func (v *View) submitted(e event.TaskSubmitted) *Response {
 	v.Task.ContextID = e.ContextID
 	v.Task.Status = Status{State: StateSubmitted, Timestamp: stamp(e.Timestamp)}
 	if m := agentMessage(e.Input, e.TaskID, e.ContextID); m != nil {
-		if m.Role == "" || m.Role == "ROLE_AGENT" {
-			m.Role = "ROLE_USER"
+		if m.Role == "" || m.Role == RoleAgent {
+			m.Role = RoleUser
 		}
 		v.Task.History = append(v.Task.History, *m)
 	}
@@ -199,6 +217,9 @@ func (v *View) status(id, contextID string, at time.Time, state string, m *Messa
 	}
 	if m != nil && !slices.ContainsFunc(v.Task.History, func(h Message) bool { return h.MessageID == m.MessageID }) {
 		v.Task.History = append(v.Task.History, *m)
+	}
+	if m != nil && m.Role == RoleUser {
+		m = nil // the user's answer: in the history, not the agent's word on the state
 	}
 	v.Task.Status = Status{State: state, Message: m, Timestamp: stamp(at)}
 	if contextID != "" {
@@ -234,7 +255,7 @@ func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // textMessage is an agent message of one text part.
 func textMessage(taskID, contextID string, at time.Time, text string) *Message {
 	part, _ := json.Marshal(map[string]string{"text": text})
-	return &Message{MessageID: fmt.Sprint("msg-", at.UnixNano()), TaskID: taskID, ContextID: contextID, Role: "ROLE_AGENT", Parts: []json.RawMessage{part}}
+	return &Message{MessageID: fmt.Sprint("msg-", at.UnixNano()), TaskID: taskID, ContextID: contextID, Role: RoleAgent, Parts: []json.RawMessage{part}}
 }
 
 // agentMessage reads a stored A2A message (0.3 or 1.0 form); nil for none.
@@ -251,9 +272,9 @@ func agentMessage(raw json.RawMessage, taskID, contextID string) *Message {
 	if json.Unmarshal(raw, &m) != nil || m.MessageID == "" {
 		return nil
 	}
-	role := "ROLE_AGENT"
-	if m.Role == "user" || m.Role == "ROLE_USER" {
-		role = "ROLE_USER"
+	role := RoleAgent
+	if m.Role == "user" || m.Role == RoleUser {
+		role = RoleUser
 	}
 	return &Message{MessageID: m.MessageID, TaskID: taskID, ContextID: contextID, Role: role, Parts: convertParts(m.Parts), Metadata: m.Metadata}
 }
@@ -336,4 +357,14 @@ func convertParts(in []json.RawMessage) []json.RawMessage {
 func messageText(m Message) string {
 	b, _ := json.Marshal(m.Parts)
 	return string(b)
+}
+
+// AgentText is an agent message of one text part, with a new message id, as a stored event's
+// message field holds it.
+func AgentText(text string) json.RawMessage {
+	id := make([]byte, 12)
+	_, _ = rand.Read(id)
+	part, _ := json.Marshal(map[string]string{"text": text})
+	b, _ := json.Marshal(Message{MessageID: "msg-" + hex.EncodeToString(id), Role: RoleAgent, Parts: []json.RawMessage{part}})
+	return b
 }

@@ -1,0 +1,137 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsd/eventsd/event"
+	"github.com/eventsd/eventsd/routing"
+)
+
+// A2A tasks run as AG-UI runs do (see runs.go): a node stores a message for a task on the
+// agent's share of the tasks queue, and a runtime takes it, claims it and keeps it alive. Two
+// things are the tasks' own: the runtime publishes A2A events of the task (PublishTaskEvent),
+// and it hears on a subject of the task when a client cancels it (ServeCancel, CancelTask).
+
+// PublishTaskEvent publishes an A2A event of one task for user, attributed to it: the event's
+// taskId and contextId are filled in where empty. An event that names another task or context
+// is refused with ErrInvalidRun.
+func (b *Bus) PublishTaskEvent(ctx context.Context, user, contextID, taskID string, ev event.Event) (Ack, error) {
+	if ev.Channel() != routing.A2A {
+		return Ack{}, fmt.Errorf("%w %q: a task publishes A2A events", routing.ErrUnknownChannel, ev.Channel())
+	}
+	if contextID == "" || taskID == "" {
+		return Ack{}, fmt.Errorf("%w: want a context id and a task id", ErrInvalidRun)
+	}
+	ev, err := attributeTask(ev, contextID, taskID)
+	if err != nil {
+		return Ack{}, fmt.Errorf("%w: %s: %v", ErrInvalidRun, ev.EventType(), err)
+	}
+	subject, err := routing.SubjectFor(routing.A2A, user, ev.EventType())
+	if err != nil {
+		return Ack{}, err
+	}
+	data, err := event.Encode(ev, time.Now())
+	if err != nil {
+		return Ack{}, fmt.Errorf("bus: encode %s: %w", ev.EventType(), err)
+	}
+	return b.Publish(ctx, subject, data, "")
+}
+
+// attributeTask fills the TaskID and ContextID fields of an A2A event where they are empty,
+// and checks them where they are not.
+func attributeTask(ev event.Event, contextID, taskID string) (event.Event, error) {
+	v := reflect.New(reflect.TypeOf(ev)).Elem()
+	v.Set(reflect.ValueOf(ev))
+	if v.Kind() != reflect.Struct {
+		return ev, nil
+	}
+	for _, f := range []struct{ name, value string }{{"TaskID", taskID}, {"ContextID", contextID}} {
+		field := v.FieldByName(f.name)
+		switch {
+		case !field.IsValid() || field.Kind() != reflect.String:
+		case field.String() == "":
+			field.SetString(f.value)
+		case field.String() != f.value:
+			return ev, fmt.Errorf("%s is %q, want %q", f.name, field.String(), f.value)
+		}
+	}
+	return v.Interface().(event.Event), nil
+}
+
+// cancelReply is a runtime's answer to a cancel request.
+type cancelReply struct {
+	Canceling bool `json:"canceling"`
+}
+
+// CancelTask asks the runtime that holds task taskID of user to cancel it, and reports whether
+// one heard: false when no runtime holds the task (it waits for the user, or for a runtime, or
+// its runtime is gone).
+func (b *Bus) CancelTask(ctx context.Context, user, taskID string) (bool, error) {
+	subject, err := routing.CancelSubject(user, taskID)
+	if err != nil {
+		return false, err
+	}
+	var reply cancelReply
+	err = b.signalRaw(ctx, subject, []byte(`{"op":"cancel"}`), &reply)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return false, nil
+	case err != nil:
+		return false, b.wrap("cancel task", err)
+	}
+	return reply.Canceling, nil
+}
+
+// ServeCancel calls cancel, once, when a client asks to cancel the task of this request (an
+// A2A message; see CancelTask), until the returned stop is called.
+func (t *TakenRun) ServeCancel(cancel func()) (stop func(), err error) {
+	if t.req.queue() != routing.Tasks {
+		return func() {}, nil
+	}
+	subject, err := routing.CancelSubject(t.req.User, t.req.RunID)
+	if err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	sub, err := t.b.nc.Subscribe(subject, func(msg *nats.Msg) {
+		data, _ := json.Marshal(cancelReply{Canceling: true})
+		_ = msg.Respond(data)
+		once.Do(cancel)
+	})
+	if err != nil {
+		return nil, t.b.wrap("subscribe "+subject, err)
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
+}
+
+// ErrNoAgent is returned for an agent no runtime has announced on the queue asked for.
+var ErrNoAgent = errors.New("bus: no runtime has served the agent")
+
+// AgentDescription returns what the agent's runtimes say it does (QueueConfig.Description), as
+// the agent's consumer of queue has it: ErrNoAgent when no runtime of the agent has opened the
+// queue.
+func (b *Bus) AgentDescription(ctx context.Context, queue routing.Queue, agent string) (string, error) {
+	name, err := queue.Consumer(agent)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	cons, err := b.js.Consumer(ctx, routing.StreamRuns, name)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		return "", fmt.Errorf("%w %q", ErrNoAgent, agent)
+	case err != nil:
+		return "", b.wrap("consumer "+name, err)
+	}
+	return cons.CachedInfo().Config.Description, nil
+}
