@@ -125,6 +125,37 @@ type projection struct {
 	seq   uint64
 	run   uint64             // counts restarts: a run that was restarted records nothing more
 	stop  context.CancelFunc // ends the current run
+	moved chan struct{}      // closed when the position changes, for wait; nil when none waits
+}
+
+// wait waits until the projector has reached seq of the stream of epoch, or no longer follows
+// that stream, or ctx is done.
+func (p *projection) wait(ctx context.Context, epoch, seq uint64) {
+	for {
+		p.mu.Lock()
+		if p.epoch != epoch || p.seq >= seq {
+			p.mu.Unlock()
+			return
+		}
+		if p.moved == nil {
+			p.moved = make(chan struct{})
+		}
+		moved := p.moved
+		p.mu.Unlock()
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// tell wakes the waiters; p.mu is held.
+func (p *projection) tell() {
+	if p.moved != nil {
+		close(p.moved)
+		p.moved = nil
+	}
 }
 
 // position returns the epoch and sequence the projector has reached.
@@ -151,6 +182,7 @@ func (p *projection) applied(run, seq uint64) {
 	defer p.mu.Unlock()
 	if p.run == run {
 		p.seq = seq
+		p.tell()
 	}
 }
 
@@ -160,11 +192,28 @@ func (p *projection) restart() {
 	p.mu.Lock()
 	p.run++
 	p.epoch, p.seq = 0, 0
+	p.tell()
 	stop := p.stop
 	p.mu.Unlock()
 	if stop != nil {
 		stop()
 	}
+}
+
+// catchUpWait bounds how long a read of a view waits for the projector to catch up.
+const catchUpWait = 2 * time.Second
+
+// catchUp waits, within catchUpWait, until the projector has applied every event its stream
+// held when called: a view read then reflects what its client saw happen before it asked.
+func (p *projector[V]) catchUp(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
+	defer cancel()
+	s, err := p.b.js.Stream(ctx, p.kind.stream)
+	if err != nil {
+		return
+	}
+	epoch, _ := p.pos.position()
+	p.pos.wait(ctx, epoch, s.CachedInfo().State.LastSeq)
 }
 
 // start starts the projector of kind's views into kv: it opens its first run, then follows the

@@ -43,8 +43,9 @@ var tasksKind = viewKind[tasks.View]{
 	subject:  func(tok string) string { return "a2a." + tok + ".*" },
 	filters:  func(tok string) []string { return []string{"a2a." + tok + ".*"} },
 	relevant: func(string) bool { return true },
-	apply: func(v *tasks.View, _ int, epoch uint64, e streamEvent) (bool, error) {
+	apply: func(v *tasks.View, limit int, epoch uint64, e streamEvent) (bool, error) {
 		resp, err := v.Apply(e.data, e.seq, epoch)
+		v.Bound(limit)
 		return resp != nil, err
 	},
 	at: func(v *tasks.View) (epoch, seq uint64) { return v.Epoch, v.Seq },
@@ -54,7 +55,7 @@ var tasksKind = viewKind[tasks.View]{
 		}
 		return ""
 	},
-	maxViewBytes: 1 << 20,
+	maxViewBytes: tasks.MaxViewBytes,
 	batchEvents:  256,
 	batchBytes:   4 << 20,
 }
@@ -72,18 +73,19 @@ func (b *Bus) StartTasks(ctx context.Context) error {
 // ErrTaskNotFound is returned for a task the user has none of.
 var ErrTaskNotFound = errors.New("bus: no such task")
 
-// TaskView returns the view of a task of user, as the tasks projector has it, and the A2A
-// stream sequence it reflects. Another user's task, or one never seen, is ErrTaskNotFound.
+// TaskView returns the view of a task of user, as the tasks projector has it once it has
+// caught up with the A2A stream (within a moment), and the A2A stream sequence it reflects. Another user's task, or one never seen, is ErrTaskNotFound.
 func (b *Bus) TaskView(ctx context.Context, user, taskID string) (*tasks.View, uint64, error) {
 	p := &b.taskViews
 	if p.kv == nil {
 		return nil, 0, fmt.Errorf("%w: task views are not kept on this node (StartTasks)", ErrUnavailable)
 	}
-	epoch, applied := p.pos.position()
 	tok, err := routing.UserToken(user)
 	if err != nil {
 		return nil, 0, err
 	}
+	p.catchUp(ctx)
+	epoch, applied := p.pos.position()
 	view, _, err := p.read(ctx, threads.Key(tok, taskID), epoch)
 	if err != nil {
 		return nil, 0, err

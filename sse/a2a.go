@@ -1,11 +1,13 @@
 package sse
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
-	"time"
+	"net/url"
 
 	"github.com/go-chi/chi/v5"
 
@@ -22,7 +24,11 @@ const (
 	rpcMethodNotFound = -32601
 	rpcInvalidParams  = -32602
 	rpcInternal       = -32603
-	a2aTaskNotFound   = -32001
+
+	a2aTaskNotFound        = -32001
+	a2aTaskNotCancelable   = -32002
+	a2aUnsupported         = -32004
+	a2aVersionNotSupported = -32009
 )
 
 // rpcRequest is a JSON-RPC 2.0 request.
@@ -62,9 +68,18 @@ func (h *Handler) serveAgentCard(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, err.Error(), "agent")
 		return
 	}
+	description, err := h.cfg.Broker.AgentDescription(r.Context(), routing.Tasks, agent)
+	switch {
+	case errors.Is(err, bus.ErrNoAgent):
+		writeError(w, http.StatusNotFound, "no runtime serves the agent "+agent+" over A2A", "agent")
+		return
+	case err != nil:
+		writeFailure(w, err, "")
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"name":        agent,
-		"description": "the agent " + agent + ", served through eventsd",
+		"description": cmp.Or(description, "the agent "+agent),
 		"version":     "1.0.0",
 		"supportedInterfaces": []map[string]string{{
 			"url": h.publicURL(r) + "/api/v1/a2a/" + agent, "protocolBinding": "JSONRPC", "protocolVersion": "1.0",
@@ -76,6 +91,19 @@ func (h *Handler) serveAgentCard(w http.ResponseWriter, r *http.Request) {
 		"defaultOutputModes":   []string{"text/plain"},
 		"skills":               []any{},
 	})
+}
+
+// CheckPublicURL checks a Config.PublicURL: empty, or an absolute http or https URL with a
+// host and no query or fragment.
+func CheckPublicURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%q: want http(s)://host[:port][/prefix]", s)
+	}
+	return nil
 }
 
 // publicURL is where clients reach this server: Config.PublicURL, else the request's own
@@ -91,13 +119,19 @@ func (h *Handler) publicURL(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
-// serveA2A answers POST /api/v1/a2a/{agent}: A2A 1.0 JSON-RPC for the caller's tasks.
+// serveA2A answers POST /api/v1/a2a/{agent}: A2A 1.0 JSON-RPC for the caller's tasks of the
+// agent.
 func (h *Handler) serveA2A(w http.ResponseWriter, r *http.Request) {
+	agent := chi.URLParam(r, "agent")
+	if err := routing.ValidateAgent(agent); err != nil {
+		writeError(w, http.StatusNotFound, err.Error(), "agent")
+		return
+	}
 	id, ok := h.authenticate(w, r)
 	if !ok {
 		return
 	}
-	body, err := h.readBody(w, r, h.cfg.MaxBody, "--max-body")
+	body, err := h.readBody(w, r, h.cfg.MaxRunBody, "--max-run-body")
 	if err != nil {
 		writeInputError(w, err)
 		return
@@ -107,161 +141,96 @@ func (h *Handler) serveA2A(w http.ResponseWriter, r *http.Request) {
 		writeRPC(w, nil, nil, &rpcError{rpcParseError, "not JSON: " + err.Error()})
 		return
 	}
-	if req.JSONRPC != "2.0" || req.Method == "" {
-		writeRPC(w, req.ID, nil, &rpcError{rpcInvalidRequest, `want "jsonrpc":"2.0" and a method`})
+	if rerr := checkRPC(r, req); rerr != nil {
+		writeRPC(w, req.ID, nil, rerr)
 		return
 	}
+	c := a2aCall{id: id, agent: agent, req: req}
 	switch req.Method {
 	case "GetTask":
-		result, rerr := h.getTask(r.Context(), id, req.Params)
+		result, rerr := h.getTask(r.Context(), c)
+		writeRPC(w, req.ID, result, rerr)
+	case "CancelTask":
+		result, rerr := h.cancelTask(r.Context(), c)
 		writeRPC(w, req.ID, result, rerr)
 	case "SubscribeToTask":
-		h.subscribeToTask(w, r, id, req)
+		h.subscribeToTask(w, r, c)
+	case "SendMessage", "SendStreamingMessage":
+		h.sendMessage(w, r, c)
 	default:
 		writeRPC(w, req.ID, nil, &rpcError{rpcMethodNotFound, "no method " + req.Method})
 	}
 }
 
-// getTask answers GetTask: the caller's task, with at most historyLength messages of its
-// history when that is given.
-func (h *Handler) getTask(ctx context.Context, id auth.Identity, params json.RawMessage) (any, *rpcError) {
+// checkRPC checks a request's envelope and the A2A version it asks for (none: 1.0 too).
+func checkRPC(r *http.Request, req rpcRequest) *rpcError {
+	var idValue any
+	switch {
+	case req.JSONRPC != "2.0" || req.Method == "":
+		return &rpcError{rpcInvalidRequest, `want "jsonrpc":"2.0" and a method`}
+	case len(req.ID) > 0 && (json.Unmarshal(req.ID, &idValue) != nil || !validID(idValue)):
+		return &rpcError{rpcInvalidRequest, "id: want a string, a number or null"}
+	}
+	if v := r.Header.Get("A2A-Version"); v != "" && v != "1.0" && v != "1" {
+		return &rpcError{a2aVersionNotSupported, "A2A-Version " + v + ": this server speaks 1.0"}
+	}
+	return nil
+}
+
+func validID(v any) bool {
+	switch v.(type) {
+	case string, float64, nil:
+		return true
+	}
+	return false
+}
+
+// a2aCall is one JSON-RPC call: who makes it, to which agent.
+type a2aCall struct {
+	id    auth.Identity
+	agent string
+	req   rpcRequest
+}
+
+// taskParams reads the params of a call that names a task ({id, historyLength?}).
+func (c a2aCall) taskParams() (taskID string, historyLength *int, rerr *rpcError) {
 	var p struct {
 		ID            string `json:"id"`
 		HistoryLength *int   `json:"historyLength"`
 	}
-	if json.Unmarshal(params, &p) != nil || p.ID == "" {
-		return nil, &rpcError{rpcInvalidParams, "want params {id, historyLength?}"}
+	if json.Unmarshal(c.req.Params, &p) != nil || p.ID == "" || len(p.ID) > bus.MaxRunIDLen {
+		return "", nil, &rpcError{rpcInvalidParams, fmt.Sprintf("want params {id (1 to %d bytes), historyLength?}", bus.MaxRunIDLen)}
 	}
-	view, _, err := h.cfg.Broker.TaskView(ctx, id.User, p.ID)
+	return p.ID, p.HistoryLength, nil
+}
+
+// ownTask returns the view of the caller's task of the call's agent; another user's task, or
+// another agent's, is TaskNotFound.
+func (h *Handler) ownTask(ctx context.Context, c a2aCall, taskID string) (*tasks.View, uint64, *rpcError) {
+	view, at, err := h.cfg.Broker.TaskView(ctx, c.id.User, taskID)
 	switch {
-	case errors.Is(err, bus.ErrTaskNotFound):
-		return nil, &rpcError{a2aTaskNotFound, "task not found: " + p.ID}
+	case errors.Is(err, bus.ErrTaskNotFound) || err == nil && view.Agent != c.agent:
+		return nil, 0, &rpcError{a2aTaskNotFound, "task not found: " + taskID}
 	case err != nil:
-		return nil, &rpcError{rpcInternal, err.Error()}
+		return nil, 0, &rpcError{rpcInternal, err.Error()}
+	}
+	return view, at, nil
+}
+
+// getTask answers GetTask: the caller's task, with at most historyLength messages of its
+// history when that is given.
+func (h *Handler) getTask(ctx context.Context, c a2aCall) (any, *rpcError) {
+	taskID, historyLength, rerr := c.taskParams()
+	if rerr != nil {
+		return nil, rerr
+	}
+	view, _, rerr := h.ownTask(ctx, c, taskID)
+	if rerr != nil {
+		return nil, rerr
 	}
 	task := view.Task
-	if p.HistoryLength != nil && *p.HistoryLength >= 0 && len(task.History) > *p.HistoryLength {
-		task.History = task.History[len(task.History)-*p.HistoryLength:]
+	if historyLength != nil && *historyLength >= 0 && len(task.History) > *historyLength {
+		task.History = task.History[len(task.History)-*historyLength:]
 	}
 	return task, nil
-}
-
-// a2aUnsupported is A2A's UnsupportedOperationError.
-const a2aUnsupported = -32004
-
-// subscribeToTask answers SubscribeToTask: an SSE stream of JSON-RPC responses carrying the
-// request's id, first the task as it is, then each of its status and artifact updates, until
-// it reaches a terminal or interrupted state. Every frame carries an id: cursor of the A2A
-// stream; a request with Last-Event-ID continues after it (the task is not sent again).
-func (h *Handler) subscribeToTask(w http.ResponseWriter, r *http.Request, id auth.Identity, req rpcRequest) {
-	var p struct {
-		ID string `json:"id"`
-	}
-	if json.Unmarshal(req.Params, &p) != nil || p.ID == "" {
-		writeRPC(w, req.ID, nil, &rpcError{rpcInvalidParams, "want params {id}"})
-		return
-	}
-	view, at, err := h.cfg.Broker.TaskView(r.Context(), id.User, p.ID)
-	switch {
-	case errors.Is(err, bus.ErrTaskNotFound):
-		writeRPC(w, req.ID, nil, &rpcError{a2aTaskNotFound, "task not found: " + p.ID})
-		return
-	case err != nil:
-		writeRPC(w, req.ID, nil, &rpcError{rpcInternal, err.Error()})
-		return
-	case tasks.Terminal(view.Task.Status.State):
-		writeRPC(w, req.ID, nil, &rpcError{a2aUnsupported, "task " + p.ID + " is " + view.Task.Status.State + ": nothing more will come"})
-		return
-	}
-	sub := routing.Subscription{Channel: routing.A2A, User: id.User, Cursor: &routing.Cursor{Seq: at, Epoch: view.Epoch}}
-	resumed := false
-	if c := lastEventID(r); c != "" {
-		if cursor, err := routing.ParseCursor(c); err == nil && cursor.Epoch == view.Epoch {
-			sub.Cursor, resumed = &cursor, true
-		}
-	}
-	f, err := h.subscribe(r.Context(), sub)
-	if err != nil {
-		writeRPC(w, req.ID, nil, &rpcError{rpcInternal, err.Error()})
-		return
-	}
-	defer f.Close()
-	ts := &taskStream{h: h, reqID: req.ID, view: *view, out: &heldWriter{w: w, rc: http.NewResponseController(w), left: r.Context().Done()}}
-	streamHeaders(w.Header())
-	w.WriteHeader(http.StatusOK)
-	if !resumed {
-		task := view.Task
-		if ts.send(routing.Cursor{Seq: at, Epoch: view.Epoch}, &tasks.Response{Task: &task}) != nil {
-			return
-		}
-	}
-	ts.follow(r.Context(), f)
-}
-
-// taskStream writes one task's stream responses to a SubscribeToTask client.
-type taskStream struct {
-	h     *Handler
-	reqID json.RawMessage
-	view  tasks.View
-	out   wire
-}
-
-// follow writes the task's updates from f until the task reaches a terminal or interrupted
-// state, the client leaves, or the feed ends.
-func (ts *taskStream) follow(ctx context.Context, f feed) {
-	ready := make(chan struct{}, 1)
-	f.Notify(func() { signal(ready) })
-	beat := time.NewTicker(ts.h.cfg.Heartbeat)
-	defer beat.Stop()
-	var batch []bus.Event
-	for {
-		select {
-		case <-ready:
-			var more bool
-			batch, more = f.Take(batch[:0], maxBatchEvents)
-			for _, ev := range batch {
-				resp, err := ts.view.Apply(ev.Data, ev.Cursor.Seq, ev.Cursor.Epoch)
-				if err != nil || resp == nil {
-					continue
-				}
-				if ts.send(ev.Cursor, resp) != nil {
-					return
-				}
-				if st := ts.view.Task.Status.State; tasks.Terminal(st) || tasks.Interrupted(st) {
-					return
-				}
-			}
-			if !more {
-				return
-			}
-		case <-beat.C:
-			if ts.write([]byte(": heartbeat\n\n")) != nil {
-				return
-			}
-		case <-ctx.Done():
-			return
-		case <-ts.h.done:
-			return
-		}
-	}
-}
-
-// send writes one stream response, wrapped in a JSON-RPC response with the request's id, with
-// its cursor.
-func (ts *taskStream) send(cursor routing.Cursor, resp *tasks.Response) error {
-	data, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": ts.reqID, "result": resp})
-	if err != nil {
-		return err
-	}
-	frame := append([]byte("id: "), cursor.Append(nil)...)
-	frame = append(append(append(frame, "\ndata: "...), data...), "\n\n"...)
-	return ts.write(frame)
-}
-
-func (ts *taskStream) write(b []byte) error {
-	if err := ts.out.SetWriteDeadline(time.Now().Add(ts.h.cfg.WriteTimeout)); err != nil {
-		return err
-	}
-	_, err := ts.out.Write(b)
-	return err
 }

@@ -37,6 +37,13 @@ type Broker interface {
 	PublishRunEvent(ctx context.Context, user, threadID, runID string, ev event.Event) (bus.Ack, error)
 	// TaskView returns the view of an A2A task of user; see bus.Bus.TaskView.
 	TaskView(ctx context.Context, user, taskID string) (*tasks.View, uint64, error)
+	// PublishTaskEvent publishes an A2A event of a task; see bus.Bus.PublishTaskEvent.
+	PublishTaskEvent(ctx context.Context, user, contextID, taskID string, ev event.Event) (bus.Ack, error)
+	// CancelTask asks the runtime that holds a task to cancel it; see bus.Bus.CancelTask.
+	CancelTask(ctx context.Context, user, taskID string) (bool, error)
+	// AgentDescription returns what an agent's runtimes say it does; see
+	// bus.Bus.AgentDescription.
+	AgentDescription(ctx context.Context, queue routing.Queue, agent string) (string, error)
 	// Ready reports whether NATS is reachable and the streams exist.
 	Ready(ctx context.Context) error
 	// ServeConnections answers other nodes with local's count of open streams per user.

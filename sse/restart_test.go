@@ -86,6 +86,15 @@ func (fakeBroker) PublishRunEvent(context.Context, string, string, string, event
 func (fakeBroker) TaskView(context.Context, string, string) (*tasks.View, uint64, error) {
 	return nil, 0, errors.New("fakeBroker: no tasks")
 }
+func (fakeBroker) PublishTaskEvent(context.Context, string, string, string, event.Event) (bus.Ack, error) {
+	return bus.Ack{}, errors.New("fakeBroker: no publishing")
+}
+func (fakeBroker) CancelTask(context.Context, string, string) (bool, error) {
+	return false, errors.New("fakeBroker: no tasks")
+}
+func (fakeBroker) AgentDescription(context.Context, routing.Queue, string) (string, error) {
+	return "", errors.New("fakeBroker: no agents")
+}
 func (fakeBroker) Ready(context.Context) error          { return nil }
 func (fakeBroker) ServeConnections(func() []byte) error { return nil }
 func (fakeBroker) GatherConnections(context.Context, time.Duration) ([][]byte, error) {

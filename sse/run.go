@@ -83,7 +83,11 @@ func (h *Handler) serveRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The run goes on without its client, and still counts as one of the user's streams.
-	h.followRun(run, req, release)
+	h.followRun(run, release, func(err error) {
+		if end, ok := h.runFailure(req, err); ok {
+			h.publishEnd(req, end)
+		}
+	})
 }
 
 // runRequest reads and checks a run request, or answers what is wrong with it.
@@ -269,18 +273,11 @@ func (h *Handler) runTimeout() time.Duration {
 	return routing.DefaultStreamOptions.RunTimeout
 }
 
-// followRun follows a run whose client left before its end until it ends, so that a runtime
-// lost meanwhile, or a run past its time, still ends on its thread with a RUN_ERROR; then it
-// calls release. Close stops it.
-func (h *Handler) followRun(run *bus.Run, req bus.RunRequest, release func()) {
-	h.streamsMu.Lock() // as track: Close waits for what starts before it
-	defer h.streamsMu.Unlock()
-	if h.closing {
-		_ = run.Close()
-		release()
-		return
-	}
-	h.streamsWG.Go(func() {
+// followRun follows a run whose client left before its end until it ends, and gives end how
+// it ended (bus.Run.Err), so that a runtime lost meanwhile, or a run past its time, still ends
+// for the run's other clients; then it calls release. Close stops it.
+func (h *Handler) followRun(run *bus.Run, release func(), end func(error)) {
+	started := h.inBackground(func() {
 		defer release()
 		defer func() { _ = run.Close() }()
 		limit := time.NewTimer(h.cfg.MaxRunDuration) // from when the client left: at most twice the limit in all
@@ -292,8 +289,22 @@ func (h *Handler) followRun(run *bus.Run, req bus.RunRequest, release func()) {
 		case <-h.done:
 			return
 		}
-		if end, ok := h.runFailure(req, run.Err()); ok {
-			h.publishEnd(req, end)
-		}
+		end(run.Err())
 	})
+	if !started {
+		_ = run.Close()
+		release()
+	}
+}
+
+// inBackground runs fn in a goroutine that Close waits for, and reports false, without running
+// it, once the handler is closing.
+func (h *Handler) inBackground(fn func()) bool {
+	h.streamsMu.Lock() // as track: Close waits for what starts before it
+	defer h.streamsMu.Unlock()
+	if h.closing {
+		return false
+	}
+	h.streamsWG.Go(fn)
+	return true
 }

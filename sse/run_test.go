@@ -22,6 +22,19 @@ import (
 // until kill closes that connection (as a runtime that dies would).
 func (p *plane) runtime(t *testing.T, cfg agentrt.Config, h agentrt.Handler) (kill func()) {
 	t.Helper()
+	return p.serveAgent(t, cfg, func(ctx context.Context, cfg agentrt.Config) error { return agentrt.Serve(ctx, cfg, h) })
+}
+
+// taskRuntime serves the agent "echo" over A2A with h, as runtime does over AG-UI.
+func (p *plane) taskRuntime(t *testing.T, cfg agentrt.Config, h agentrt.TaskHandler) (kill func()) {
+	t.Helper()
+	return p.serveAgent(t, cfg, func(ctx context.Context, cfg agentrt.Config) error { return agentrt.ServeTasks(ctx, cfg, h) })
+}
+
+// serveAgent runs serve for the agent "echo" on a connection of its own until the test ends,
+// or until kill closes that connection.
+func (p *plane) serveAgent(t *testing.T, cfg agentrt.Config, serve func(context.Context, agentrt.Config) error) (kill func()) {
+	t.Helper()
 	b, err := bus.Connect(ctxFor(t), bus.Config{URL: p.NATSURL, Name: "runtime"})
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +44,7 @@ func (p *plane) runtime(t *testing.T, cfg agentrt.Config, h agentrt.Handler) (ki
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = agentrt.Serve(ctx, cfg, h)
+		_ = serve(ctx, cfg)
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -368,3 +368,31 @@ func AgentText(text string) json.RawMessage {
 	b, _ := json.Marshal(Message{MessageID: "msg-" + hex.EncodeToString(id), Role: RoleAgent, Parts: []json.RawMessage{part}})
 	return b
 }
+
+// MaxViewBytes bounds the JSON of a task's view.
+const MaxViewBytes = 1 << 20
+
+// Bound keeps the view within limit bytes of JSON: the oldest messages of the history go
+// first, then the oldest artifacts, then the status message. It reports whether it dropped
+// anything.
+func (v *View) Bound(limit int) bool {
+	b, _ := json.Marshal(v)
+	over := len(b) - limit
+	if over <= 0 {
+		return false
+	}
+	for over > 0 && len(v.Task.History) > 0 {
+		m, _ := json.Marshal(v.Task.History[0])
+		over -= len(m) + 1
+		v.Task.History = slices.Delete(v.Task.History, 0, 1)
+	}
+	for over > 0 && len(v.Task.Artifacts) > 0 {
+		a, _ := json.Marshal(v.Task.Artifacts[0])
+		over -= len(a) + 1
+		v.Task.Artifacts = slices.Delete(v.Task.Artifacts, 0, 1)
+	}
+	if over > 0 {
+		v.Task.Status.Message = nil
+	}
+	return true
+}

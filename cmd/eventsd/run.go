@@ -46,6 +46,7 @@ type config struct {
 	logFormat    string
 	logLevel     string
 	corsOrigins  []string
+	publicURL    string
 
 	tlsCert, tlsKey string
 	h2c             bool
@@ -80,6 +81,7 @@ func flags(c *config) []cli.Flag {
 		&cli.BoolFlag{Name: "h2c", Usage: "serve HTTP/2 without TLS (prior knowledge) beside HTTP/1.1, for a proxy that speaks h2c to its backends (Envoy, Caddy); not with --tls-cert", EnvVars: env("h2c"), Destination: &c.h2c},
 		&cli.GenericFlag{Name: "cors-origins", Value: &listValue{&c.corsOrigins}, EnvVars: env("cors-origins"),
 			Usage: "origins whose pages may call the API from another origin, comma-separated (e.g. https://app.example.com; * alone: any origin, without credentials); none: same origin only"},
+		str("public-url", "", "where clients reach this server (scheme://host[:port][/prefix]), for the endpoint URLs of A2A agent cards behind a proxy; none: each request's own scheme and host", &c.publicURL),
 		str("data-dir", "./data", "directory for the embedded JetStream store, the generated JWT secret and NATS password", &c.dataDir),
 		str("nats-listen", "127.0.0.1:4222", "the embedded NATS server's client address (0 for a free port)", &c.natsListen),
 		str("nats-url", "", "use this external NATS server or cluster (comma-separated URLs) instead of the embedded one", &c.natsURL),
@@ -153,6 +155,9 @@ func (c config) check() error {
 	}
 	if err := sse.CheckCORSOrigins(c.corsOrigins); err != nil {
 		return fmt.Errorf("--cors-origins: %w", err)
+	}
+	if err := sse.CheckPublicURL(c.publicURL); err != nil {
+		return fmt.Errorf("--public-url: %w", err)
 	}
 	return nil
 }
@@ -255,6 +260,7 @@ func start(ctx context.Context, c config, stdout, stderr io.Writer) (_ *daemon, 
 		IngressRate:     c.ingressRate,
 		IngressBurst:    c.ingressBurst,
 		CORSOrigins:     c.corsOrigins,
+		PublicURL:       strings.TrimSuffix(c.publicURL, "/"),
 	})
 	if err != nil {
 		return nil, err

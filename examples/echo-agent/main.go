@@ -1,5 +1,8 @@
-// Command echo-agent is a minimal agent runtime: it serves the agent "echo" by answering the
-// last user message of each run, word by word, as a streamed assistant message.
+// Command echo-agent is a minimal agent runtime. It serves the agent "echo" over both AG-UI and
+// A2A: it answers the last user message of each AG-UI run, word by word, as a streamed
+// assistant message, and the text of each A2A message, word by word, as the chunks of one
+// artifact of the task, which then completes. A message that is only "?" makes it ask for
+// input instead (TASK_STATE_INPUT_REQUIRED); the next message of the task is echoed then.
 //
 //	go run ./cmd/eventsd          # terminal 1
 //	go run ./examples/echo-agent  # terminal 2
@@ -11,6 +14,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -67,7 +71,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	defer b.Close()
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	log.Info("serving", "agent", *agent, "nats", bus.RedactURL(*natsURL))
-	return agentrt.Serve(ctx, agentrt.Config{Agent: *agent, Bus: b, Logger: log}, echo{delay: *delay}.answer)
+	rc := agentrt.Config{Agent: *agent, Bus: b, Logger: log, Description: "Echoes what it is told, word by word."}
+	e := echo{delay: *delay}
+	errs := make(chan error, 2)
+	go func() { errs <- agentrt.Serve(ctx, rc, e.answer) }()
+	go func() { errs <- agentrt.ServeTasks(ctx, rc, e.answerTask) }()
+	return errors.Join(<-errs, <-errs)
 }
 
 // hasCredentials reports whether one of the comma-separated URLs carries credentials.
@@ -100,18 +109,55 @@ func (e echo) answer(ctx context.Context, run *agentrt.Run) error {
 		return err
 	}
 	for i, word := range words(text) {
-		if i > 0 && e.delay > 0 {
-			select {
-			case <-time.After(e.delay):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+		if err := e.pause(ctx, i); err != nil {
+			return err
 		}
 		if err := run.Emit(ctx, event.TextMessageContent{MessageID: id, Delta: word}); err != nil {
 			return err
 		}
 	}
 	return run.Emit(ctx, event.TextMessageEnd{MessageID: id})
+}
+
+// pause waits the delay before every word but the first.
+func (e echo) pause(ctx context.Context, i int) error {
+	if i == 0 || e.delay <= 0 {
+		return nil
+	}
+	select {
+	case <-time.After(e.delay):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// answerTask is the agent's A2A handler: the message's text, word by word, as the chunks of
+// the artifact "echo"; a message that is only "?" asks for input.
+func (e echo) answerTask(ctx context.Context, task *agentrt.Task) error {
+	text := task.Text()
+	if strings.TrimSpace(text) == "?" {
+		return task.Emit(ctx, event.InputRequired{Prompt: "what shall I echo?"})
+	}
+	if text == "" {
+		text = "(no text to echo)"
+	}
+	id := "echo-" + nuid.Next()
+	ws := words(text)
+	for i, word := range ws {
+		if err := e.pause(ctx, i); err != nil {
+			return err
+		}
+		part, _ := json.Marshal(map[string]string{"text": word})
+		var ev event.Event = event.ArtifactUpdated{ArtifactID: id, Append: true, LastChunk: i == len(ws)-1, Content: json.RawMessage("[" + string(part) + "]")}
+		if i == 0 {
+			ev = event.ArtifactCreated{Artifact: event.Artifact{ArtifactID: id, Name: "echo", Parts: []json.RawMessage{part}}}
+		}
+		if err := task.Emit(ctx, ev); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lastUserText returns the text of the last message with role "user": its content when that is

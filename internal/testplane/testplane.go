@@ -249,9 +249,22 @@ func Await(t testing.TB, ctx context.Context, ch <-chan struct{}, what string) {
 // AwaitThreadView waits until the view of a thread of user has applied the event at seq.
 func AwaitThreadView(t testing.TB, js jetstream.JetStream, user, thread string, seq uint64) {
 	t.Helper()
+	awaitView(t, js, routing.BucketThreads, user, thread, seq)
+}
+
+// AwaitTaskView waits until the view of an A2A task of user has applied the event at seq.
+func AwaitTaskView(t testing.TB, js jetstream.JetStream, user, task string, seq uint64) {
+	t.Helper()
+	awaitView(t, js, routing.BucketTasks, user, task, seq)
+}
+
+// awaitView waits until the view of id (a thread or a task) of user in bucket has applied the
+// event at seq.
+func awaitView(t testing.TB, js jetstream.JetStream, bucket, user, id string, seq uint64) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	kv, err := js.KeyValue(ctx, routing.BucketThreads)
+	kv, err := js.KeyValue(ctx, bucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +272,7 @@ func AwaitThreadView(t testing.TB, js jetstream.JetStream, user, thread string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := kv.Watch(ctx, threads.Key(tok, thread))
+	w, err := kv.Watch(ctx, threads.Key(tok, id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,12 +280,14 @@ func AwaitThreadView(t testing.TB, js jetstream.JetStream, user, thread string, 
 	for {
 		select {
 		case e := <-w.Updates():
-			var v threads.View
+			var v struct {
+				Seq uint64 `json:"seq"`
+			}
 			if e != nil && json.Unmarshal(e.Value(), &v) == nil && v.Seq >= seq {
 				return
 			}
 		case <-ctx.Done():
-			t.Fatalf("the view of %s never reached %d", thread, seq)
+			t.Fatalf("the view of %s in %s never reached %d", id, bucket, seq)
 		}
 	}
 }
