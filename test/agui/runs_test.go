@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +22,7 @@ func TestHttpAgentRuns(t *testing.T) {
 	p := testplane.Start(t, sse.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	startEcho(t, ctx, p.NATSURL)
+	testplane.StartEcho(t, ctx, p.NATSURL, "1ms")
 
 	cmd := exec.CommandContext(ctx, node, "httpagent.mjs", p.URL, testplane.Token(t, "alice"), "echo")
 	var stdout, stderr bytes.Buffer
@@ -55,28 +54,4 @@ func TestHttpAgentRuns(t *testing.T) {
 	if len(want) > 0 {
 		t.Errorf("no result for threads %v", want)
 	}
-}
-
-// startEcho builds examples/echo-agent and runs it against the NATS server at natsURL until the
-// test ends.
-func startEcho(t *testing.T, ctx context.Context, natsURL string) {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "echo-agent")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "../../examples/echo-agent")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build examples/echo-agent: %v\n%s", err, out)
-	}
-	echo := exec.Command(bin, "--nats-url", natsURL, "--delay", "1ms")
-	var stderr bytes.Buffer
-	echo.Stderr = &stderr
-	if err := echo.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = echo.Process.Kill()
-		_ = echo.Wait()
-		if t.Failed() {
-			t.Logf("echo-agent: %s", stderr.String())
-		}
-	})
 }
