@@ -68,7 +68,13 @@ func stream(t *testing.T, url, tok, lastID string) (next func() client.Frame, bo
 
 func post(t *testing.T, url, tok, body string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url+"/api/v1/events/agui", strings.NewReader(body))
+	postOn(t, url, tok, "agui", body)
+}
+
+// postOn publishes an event on a channel for the token's user.
+func postOn(t *testing.T, url, tok, channel, body string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url+"/api/v1/events/"+channel, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
