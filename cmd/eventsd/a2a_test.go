@@ -42,7 +42,9 @@ func taskUpdate(t *testing.T, f client.Frame) string {
 		Result struct {
 			Task           *struct{ Status struct{ State string } }
 			StatusUpdate   *struct{ Status struct{ State string } }
-			ArtifactUpdate *struct{ Artifact struct{ Parts []struct{ Text string } } }
+			ArtifactUpdate *struct {
+				Artifact struct{ Parts []struct{ Text string } }
+			}
 		}
 	}
 	if err := json.Unmarshal([]byte(f.Data), &ans); err != nil {
