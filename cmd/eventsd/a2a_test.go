@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -93,14 +92,7 @@ func TestTaskResumesAcrossRestart(t *testing.T) {
 	read()
 	first.Body.Close() // the client drops
 	postOn(t, d.httpURL, tok, "a2a", chunk("two"))
-	if err := d.shutdown(); err != nil {
-		t.Fatal(err)
-	}
-
-	d, err := start(context.Background(), testConfig(dir), io.Discard, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d = restart(t, d, dir)
 	defer d.shutdown()
 	postOn(t, d.httpURL, tok, "a2a", chunk("three"))
 	postOn(t, d.httpURL, tok, "a2a", `{"type":"TASK_STATUS_UPDATE",`+ids+`,"state":"TASK_STATE_COMPLETED"}`)

@@ -84,6 +84,19 @@ func postOn(t *testing.T, url, tok, channel, body string) {
 	resp.Body.Close()
 }
 
+// restart shuts d down and starts eventsd again on the same data directory.
+func restart(t *testing.T, d *daemon, dir string) *daemon {
+	t.Helper()
+	if err := d.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := start(context.Background(), testConfig(dir), io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // startAsAlice starts eventsd on dir and mints a token of alice's with its secret.
 func startAsAlice(t *testing.T, dir string) (*daemon, string) {
 	t.Helper()

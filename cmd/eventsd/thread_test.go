@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -81,14 +80,7 @@ func TestThreadResumesAcrossRestart(t *testing.T) {
 		t.Fatalf("snapshot %s, want m1 with its content a", first[1].Data)
 	}
 	last := first[len(first)-1].ID
-	if err := d.shutdown(); err != nil {
-		t.Fatal(err)
-	}
-
-	d, err := start(context.Background(), testConfig(dir), io.Discard, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d = restart(t, d, dir)
 	defer d.shutdown()
 	for _, ev := range []string{
 		`{"type":"TEXT_MESSAGE_CONTENT","messageId":"m1","delta":"b",` + ids + `}`,
