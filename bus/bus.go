@@ -159,6 +159,7 @@ type Bus struct {
 	contextViews contextsProjector // the contexts projector, once StartContexts has run
 	threadViews  threadsProjector  // the threads projector, once StartThreads has run
 	taskViews    tasksProjector    // the tasks projector, once StartTasks has run
+	agents       agentList         // the agents' consumers, for their A2A cards
 
 	watch  watcher           // recreates deleted streams, once EnsureStreams has run
 	epochs map[string]uint64 // each stream's epoch as last seen; guarded by mu

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsd/eventsd/event"
 	"github.com/eventsd/eventsd/routing"
@@ -116,22 +115,57 @@ func (t *TakenRun) ServeCancel(cancel func()) (stop func(), err error) {
 // ErrNoAgent is returned for an agent no runtime has announced on the queue asked for.
 var ErrNoAgent = errors.New("bus: no runtime has served the agent")
 
+// agentsFresh is how long the list of the agents' consumers is used before it is read again.
+const agentsFresh = time.Second
+
+// agentList is the consumers of RUNS (one per agent and queue) and what they describe, as last
+// read: cards are asked for by anyone, so the server is asked at most once per agentsFresh.
+type agentList struct {
+	mu    sync.Mutex
+	read  time.Time
+	names map[string]string // consumer name: description
+}
+
 // AgentDescription returns what the agent's runtimes say it does (QueueConfig.Description), as
 // the agent's consumer of queue has it: ErrNoAgent when no runtime of the agent has opened the
-// queue.
+// queue. The answer may be up to a second old.
 func (b *Bus) AgentDescription(ctx context.Context, queue routing.Queue, agent string) (string, error) {
 	name, err := queue.Consumer(agent)
 	if err != nil {
 		return "", err
 	}
+	l := &b.agents
+	l.mu.Lock() // one reader at a time: the others wait for its answer
+	defer l.mu.Unlock()
+	if time.Since(l.read) > agentsFresh {
+		names, err := b.readAgents(ctx)
+		if err != nil {
+			return "", err
+		}
+		l.names, l.read = names, time.Now()
+	}
+	description, ok := l.names[name]
+	if !ok {
+		return "", fmt.Errorf("%w %q", ErrNoAgent, agent)
+	}
+	return description, nil
+}
+
+// readAgents lists the consumers of RUNS and their descriptions.
+func (b *Bus) readAgents(ctx context.Context) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	cons, err := b.js.Consumer(ctx, routing.StreamRuns, name)
-	switch {
-	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		return "", fmt.Errorf("%w %q", ErrNoAgent, agent)
-	case err != nil:
-		return "", b.wrap("consumer "+name, err)
+	s, err := b.js.Stream(ctx, routing.StreamRuns)
+	if err != nil {
+		return nil, b.wrap("stream "+routing.StreamRuns, err)
 	}
-	return cons.CachedInfo().Config.Description, nil
+	names := map[string]string{}
+	list := s.ListConsumers(ctx)
+	for info := range list.Info() {
+		names[info.Config.Durable] = info.Config.Description
+	}
+	if err := list.Err(); err != nil {
+		return nil, b.wrap("consumers of "+routing.StreamRuns, err)
+	}
+	return names, nil
 }

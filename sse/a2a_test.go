@@ -163,16 +163,22 @@ func sendBody(method string, id int, text, taskID string) string {
 
 // TestA2AAgentCard: an agent has a card once a runtime serves it over A2A, with the runtime's
 // description, streaming, a bearer JWT scheme and its JSON-RPC endpoint on this server (or
-// under --public-url); before, the card is not found.
+// under --public-url); an agent no runtime serves over A2A has none.
 func TestA2AAgentCard(t *testing.T) {
 	for _, public := range []string{"", "https://events.example.com/prefix"} {
 		p := newPlane(t, sse.Config{PublicURL: public})
 		const path = "/api/v1/a2a/echo/.well-known/agent-card.json"
-		if resp := p.get(t, path, "", nil); resp.StatusCode != http.StatusNotFound {
-			t.Fatalf("card with no runtime: HTTP %d, want 404", resp.StatusCode)
-		}
 		if _, err := p.bus.RunQueue(ctxFor(t), "echo", bus.QueueConfig{Queue: routing.Tasks, Description: "Echoes."}); err != nil {
 			t.Fatal(err)
+		}
+		// An AG-UI runtime of an agent gives it no A2A card.
+		if _, err := p.bus.RunQueue(ctxFor(t), "aguionly", bus.QueueConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, agent := range []string{"nobody", "aguionly"} {
+			if resp := p.get(t, "/api/v1/a2a/"+agent+"/.well-known/agent-card.json", "", nil); resp.StatusCode != http.StatusNotFound {
+				t.Fatalf("card of %s: HTTP %d, want 404", agent, resp.StatusCode)
+			}
 		}
 		var card struct {
 			Name, Description   string

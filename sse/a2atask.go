@@ -49,10 +49,14 @@ func (h *Handler) subscribeToTask(w http.ResponseWriter, r *http.Request, c a2aC
 		return
 	}
 	defer tf.close()
-	if !resumed && tf.send(from, &tasks.Response{Task: &view.Task}) != nil {
+	if resumed {
+		tf.follow(r.Context())
 		return
 	}
-	tf.follow(r.Context())
+	// A task that waits for the user is settled: its task is all there is to send.
+	if tf.send(from, &tasks.Response{Task: &view.Task}) == nil && !tasks.Interrupted(view.Task.Status.State) {
+		tf.follow(r.Context())
+	}
 }
 
 // openTask opens the feed of the caller's A2A events from after cursor, and the answer's SSE
