@@ -231,8 +231,8 @@ func TestA2ASendStreamingMessage(t *testing.T) {
 	}
 }
 
-// TestA2AInputRequired: a task that asks for input ends its stream there; the user's answer
-// continues the same task, to its end; a finished task takes no more messages, and another
+// TestA2AInputRequired: a task that asks for input ends its stream there, and a subscriber then
+// gets the task alone; the user's answer continues the same task, to its end; a finished task takes no more messages, and another
 // user cannot continue it.
 func TestA2AInputRequired(t *testing.T) {
 	p := newPlane(t, sse.Config{})
@@ -243,6 +243,10 @@ func TestA2AInputRequired(t *testing.T) {
 	}
 	id := got[0].Result.Response.Task.ID
 	testplane.AwaitTaskView(t, p.js, "alice", id, p.seqOf(t, got[len(got)-1].cursor))
+	subscribe := fmt.Sprintf(`{"jsonrpc":"2.0","id":2,"method":"SubscribeToTask","params":{"id":%q}}`, id)
+	if w := whats(collect(t, p.stream(t, "alice", subscribe, nil), 2)); w != "task TASK_STATE_INPUT_REQUIRED" {
+		t.Fatalf("subscribing to the waiting task: %s, want the task alone", w)
+	}
 	if ans := p.call(t, "bob", sendBody("SendMessage", 2, "mine now", id)); ans.Error == nil || ans.Error.Code != -32001 {
 		t.Fatalf("bob continuing alice's task: %+v, want TaskNotFound", ans)
 	}
