@@ -374,25 +374,60 @@ const MaxViewBytes = 1 << 20
 
 // Bound keeps the view within limit bytes of JSON: the oldest messages of the history go
 // first, then the oldest artifacts, then the status message. It reports whether it dropped
-// anything.
+// anything. It weighs the view by an upper bound of its JSON, without marshalling it.
 func (v *View) Bound(limit int) bool {
-	b, _ := json.Marshal(v)
-	over := len(b) - limit
+	over := v.weight() - limit
 	if over <= 0 {
 		return false
 	}
-	for over > 0 && len(v.Task.History) > 0 {
-		m, _ := json.Marshal(v.Task.History[0])
-		over -= len(m) + 1
-		v.Task.History = slices.Delete(v.Task.History, 0, 1)
+	n := 0
+	for ; over > 0 && n < len(v.Task.History); n++ {
+		over -= v.Task.History[n].weight()
 	}
-	for over > 0 && len(v.Task.Artifacts) > 0 {
-		a, _ := json.Marshal(v.Task.Artifacts[0])
-		over -= len(a) + 1
-		v.Task.Artifacts = slices.Delete(v.Task.Artifacts, 0, 1)
+	v.Task.History = slices.Delete(v.Task.History, 0, n)
+	n = 0
+	for ; over > 0 && n < len(v.Task.Artifacts); n++ {
+		over -= v.Task.Artifacts[n].weight()
 	}
+	v.Task.Artifacts = slices.Delete(v.Task.Artifacts, 0, n)
 	if over > 0 {
 		v.Task.Status.Message = nil
 	}
 	return true
+}
+
+// itemWeight bounds the JSON a message or an artifact adds besides its ids, parts and
+// metadata: field names, quotes, commas, the role, escapes in the ids.
+const itemWeight = 256
+
+// weight is an upper bound of the view's JSON.
+func (v *View) weight() int {
+	n := itemWeight + len(v.Agent) + 6*(len(v.Task.ID)+len(v.Task.ContextID))
+	if m := v.Task.Status.Message; m != nil {
+		n += m.weight()
+	}
+	for _, m := range v.Task.History {
+		n += m.weight()
+	}
+	for _, a := range v.Task.Artifacts {
+		n += a.weight()
+	}
+	return n
+}
+
+func (m Message) weight() int {
+	return itemWeight + 6*(len(m.MessageID)+len(m.ContextID)+len(m.TaskID)+len(m.Role)) + partsWeight(m.Parts) + len(m.Metadata)
+}
+
+func (a Artifact) weight() int {
+	return itemWeight + 6*(len(a.ArtifactID)+len(a.Name)+len(a.Description)) + partsWeight(a.Parts) + len(a.Metadata)
+}
+
+// partsWeight is the JSON of parts: each as it is stored, and a comma.
+func partsWeight(parts []json.RawMessage) int {
+	n := 2
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	return n
 }
