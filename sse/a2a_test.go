@@ -34,7 +34,7 @@ type rpcAnswer struct {
 }
 
 // a2aPost posts a JSON-RPC body to the agent "echo" as user, with hdr.
-func (p *plane) a2aPost(t *testing.T, user, body string, hdr map[string]string) *http.Response {
+func (p *plane) a2aPost(t testing.TB, user, body string, hdr map[string]string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctxFor(t), http.MethodPost, p.url+"/api/v1/a2a/echo", strings.NewReader(body))
 	if err != nil {
@@ -67,7 +67,7 @@ func (p *plane) call(t *testing.T, user, body string) rpcAnswer {
 }
 
 // stream makes a streaming JSON-RPC call, which must be answered with SSE, and gives its frames.
-func (p *plane) stream(t *testing.T, user, body string, hdr map[string]string) <-chan rpcAnswer {
+func (p *plane) stream(t testing.TB, user, body string, hdr map[string]string) <-chan rpcAnswer {
 	t.Helper()
 	resp := p.a2aPost(t, user, body, hdr)
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
@@ -122,7 +122,7 @@ func (a rpcAnswer) what() string {
 }
 
 // collect reads a stream to its end, checking that every frame carries the request's id.
-func collect(t *testing.T, frames <-chan rpcAnswer, id float64) []rpcAnswer {
+func collect(t testing.TB, frames <-chan rpcAnswer, id float64) []rpcAnswer {
 	t.Helper()
 	var all []rpcAnswer
 	for a := range frames {
@@ -456,4 +456,17 @@ func userTok(t *testing.T, user string) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// BenchmarkSendStreamingMessage is one A2A message's round trip over HTTP: stored, taken by a
+// runtime on its own NATS connection, answered with one artifact, and streamed back to
+// completion (four frames).
+func BenchmarkSendStreamingMessage(b *testing.B) {
+	p := newPlane(b, sse.Config{})
+	p.taskRuntime(b, agentrt.Config{}, echoTask)
+	for b.Loop() {
+		if got := collect(b, p.stream(b, "alice", sendBody("SendStreamingMessage", 1, "hi", ""), nil), 1); len(got) != 4 {
+			b.Fatalf("stream: %s", whats(got))
+		}
+	}
 }

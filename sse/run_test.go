@@ -20,20 +20,20 @@ import (
 
 // runtime serves the agent "echo" with h on a connection of its own until the test ends, or
 // until kill closes that connection (as a runtime that dies would).
-func (p *plane) runtime(t *testing.T, cfg agentrt.Config, h agentrt.Handler) (kill func()) {
+func (p *plane) runtime(t testing.TB, cfg agentrt.Config, h agentrt.Handler) (kill func()) {
 	t.Helper()
 	return p.serveAgent(t, cfg, func(ctx context.Context, cfg agentrt.Config) error { return agentrt.Serve(ctx, cfg, h) })
 }
 
 // taskRuntime serves the agent "echo" over A2A with h, as runtime does over AG-UI.
-func (p *plane) taskRuntime(t *testing.T, cfg agentrt.Config, h agentrt.TaskHandler) (kill func()) {
+func (p *plane) taskRuntime(t testing.TB, cfg agentrt.Config, h agentrt.TaskHandler) (kill func()) {
 	t.Helper()
 	return p.serveAgent(t, cfg, func(ctx context.Context, cfg agentrt.Config) error { return agentrt.ServeTasks(ctx, cfg, h) })
 }
 
 // serveAgent runs serve for the agent "echo" on a connection of its own until the test ends,
 // or until kill closes that connection.
-func (p *plane) serveAgent(t *testing.T, cfg agentrt.Config, serve func(context.Context, agentrt.Config) error) (kill func()) {
+func (p *plane) serveAgent(t testing.TB, cfg agentrt.Config, serve func(context.Context, agentrt.Config) error) (kill func()) {
 	t.Helper()
 	b, err := bus.Connect(ctxFor(t), bus.Config{URL: p.NATSURL, Name: "runtime"})
 	if err != nil {
