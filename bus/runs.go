@@ -598,6 +598,9 @@ func (q *RunQueue) take(ctx context.Context, msg jetstream.Msg) *TakenRun {
 			return nil
 		}
 		q.passOver(msg, "its node did not answer")
+		if req.queue() == routing.Tasks {
+			q.b.failTask(ctx, req, "the eventsd node that took the message went away before a runtime of the agent took it")
+		}
 		return nil
 	}
 	// Claimed: the run is this runtime's, whatever the queue does with the request now.
@@ -723,7 +726,7 @@ func (t *TakenRun) KeepAliveEvery() time.Duration { return t.ackWait / 5 }
 // taskId and contextId (see PublishTaskEvent).
 func (t *TakenRun) Publish(ctx context.Context, ev event.Event) (Ack, error) {
 	if t.req.queue() == routing.Tasks {
-		return t.b.PublishTaskEvent(ctx, t.req.User, t.req.ThreadID, t.req.RunID, ev)
+		return t.b.PublishTaskEvent(ctx, t.req.User, t.req.ThreadID, t.req.RunID, ev, "")
 	}
 	return t.b.PublishRunEvent(ctx, t.req.User, t.req.ThreadID, t.req.RunID, ev)
 }

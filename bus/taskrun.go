@@ -13,6 +13,7 @@ import (
 
 	"github.com/eventsd/eventsd/event"
 	"github.com/eventsd/eventsd/routing"
+	"github.com/eventsd/eventsd/tasks"
 )
 
 // A2A tasks run as AG-UI runs do (see runs.go): a node stores a message for a task on the
@@ -22,8 +23,9 @@ import (
 
 // PublishTaskEvent publishes an A2A event of one task for user, attributed to it: the event's
 // taskId and contextId are filled in where empty. An event that names another task or context
-// is refused with ErrInvalidRun.
-func (b *Bus) PublishTaskEvent(ctx context.Context, user, contextID, taskID string, ev event.Event) (Ack, error) {
+// is refused with ErrInvalidRun. A msgID, when given, de-duplicates the event within the
+// stream's duplicate window (Ack.Duplicate).
+func (b *Bus) PublishTaskEvent(ctx context.Context, user, contextID, taskID string, ev event.Event, msgID string) (Ack, error) {
 	if ev.Channel() != routing.A2A {
 		return Ack{}, fmt.Errorf("%w %q: a task publishes A2A events", routing.ErrUnknownChannel, ev.Channel())
 	}
@@ -42,7 +44,7 @@ func (b *Bus) PublishTaskEvent(ctx context.Context, user, contextID, taskID stri
 	if err != nil {
 		return Ack{}, fmt.Errorf("bus: encode %s: %w", ev.EventType(), err)
 	}
-	return b.Publish(ctx, subject, data, "")
+	return b.Publish(ctx, subject, data, msgID)
 }
 
 // attributeTask fills the TaskID and ContextID fields of an A2A event where they are empty,
@@ -64,6 +66,14 @@ func attributeTask(ev event.Event, contextID, taskID string) (event.Event, error
 		}
 	}
 	return v.Interface().(event.Event), nil
+}
+
+// failTask ends the task of req in TASK_STATE_FAILED, with an agent message saying why.
+func (b *Bus) failTask(ctx context.Context, req RunRequest, why string) {
+	ev := event.TaskStatusUpdate{State: tasks.StateFailed, Message: tasks.AgentText(why)}
+	if _, err := b.PublishTaskEvent(ctx, req.User, req.ThreadID, req.RunID, ev, ""); err != nil {
+		b.log.Warn("failing a task", "task", req.RunID, "err", err)
+	}
 }
 
 // cancelReply is a runtime's answer to a cancel request.
@@ -119,11 +129,14 @@ var ErrNoAgent = errors.New("bus: no runtime has served the agent")
 const agentsFresh = time.Second
 
 // agentList is the consumers of RUNS (one per agent and queue) and what they describe, as last
-// read: cards are asked for by anyone, so the server is asked at most once per agentsFresh.
+// read, or why they could not be: cards are asked for by anyone, so the server is asked at
+// most once per agentsFresh, by one caller while the others wait, within their contexts.
 type agentList struct {
-	mu    sync.Mutex
+	once  sync.Once
+	turn  chan struct{} // holds one token: the caller that may read or refresh the list
 	read  time.Time
 	names map[string]string // consumer name: description
+	err   error
 }
 
 // AgentDescription returns what the agent's runtimes say it does (QueueConfig.Description), as
@@ -135,14 +148,19 @@ func (b *Bus) AgentDescription(ctx context.Context, queue routing.Queue, agent s
 		return "", err
 	}
 	l := &b.agents
-	l.mu.Lock() // one reader at a time: the others wait for its answer
-	defer l.mu.Unlock()
+	l.once.Do(func() { l.turn = make(chan struct{}, 1) })
+	select {
+	case l.turn <- struct{}{}:
+		defer func() { <-l.turn }()
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 	if time.Since(l.read) > agentsFresh {
-		names, err := b.readAgents(ctx)
-		if err != nil {
-			return "", err
-		}
-		l.names, l.read = names, time.Now()
+		l.names, l.err = b.readAgents(context.WithoutCancel(ctx)) // kept for all: not one caller's end
+		l.read = time.Now()
+	}
+	if l.err != nil {
+		return "", l.err
 	}
 	description, ok := l.names[name]
 	if !ok {

@@ -48,7 +48,8 @@ var tasksKind = viewKind[tasks.View]{
 		v.Bound(limit)
 		return resp != nil, err
 	},
-	at: func(v *tasks.View) (epoch, seq uint64) { return v.Epoch, v.Seq },
+	at:      func(v *tasks.View) (epoch, seq uint64) { return v.Epoch, v.Seq },
+	created: indexViews(MaxTasksPerUser),
 	reason: func(err error) string {
 		if errors.Is(err, tasks.ErrMalformed) {
 			return skipMalformed
@@ -59,6 +60,10 @@ var tasksKind = viewKind[tasks.View]{
 	batchEvents:  256,
 	batchBytes:   4 << 20,
 }
+
+// MaxTasksPerUser bounds the task views kept for one user: past it, the views of the user's
+// tasks submitted longest ago are dropped (GetTask then finds no such task).
+const MaxTasksPerUser = 1000
 
 // StartTasks starts the tasks projector: it follows the A2A stream and keeps the view of each
 // task in the TASKS bucket, until the Bus closes (ctx bounds only the start).

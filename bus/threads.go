@@ -52,7 +52,7 @@ var threadsKind = viewKind[threads.View]{
 		return ""
 	},
 	fresh:        true,
-	created:      indexThread,
+	created:      indexViews(MaxThreadsPerUser),
 	maxViewBytes: threads.MaxViewBytes,
 	batchEvents:  256,
 	batchBytes:   4 << 20,
@@ -114,10 +114,18 @@ func (b *Bus) ensureThreadsBucket(ctx context.Context) error {
 // event).
 const MaxThreadsPerUser = 256
 
-// indexThread lists the thread view created under key in its user's index (the key of the
-// user's token alone, in the same bucket), and drops the views of the user's oldest threads
-// past MaxThreadsPerUser.
-func indexThread(ctx context.Context, kv jetstream.KeyValue, key string) error {
+// indexViews returns a viewKind's created hook that lists the view created under key in its
+// user's index (the key of the user's token alone, in the same bucket), and drops the views of
+// the user's oldest keys past most.
+func indexViews(most int) func(context.Context, jetstream.KeyValue, string) error {
+	return func(ctx context.Context, kv jetstream.KeyValue, key string) error {
+		return indexView(ctx, kv, key, most)
+	}
+}
+
+// indexView lists key in its user's index, and drops the views of the user's oldest keys past
+// most.
+func indexView(ctx context.Context, kv jetstream.KeyValue, key string, most int) error {
 	tok, _, _ := strings.Cut(key, ".")
 	for range maxIndexTries {
 		var keys []string
@@ -136,7 +144,7 @@ func indexThread(ctx context.Context, kv jetstream.KeyValue, key string) error {
 		}
 		keys = append(keys, key)
 		var drop []string
-		if n := len(keys) - MaxThreadsPerUser; n > 0 {
+		if n := len(keys) - most; n > 0 {
 			drop, keys = keys[:n], keys[n:]
 		}
 		value, _ := json.Marshal(keys)
@@ -161,5 +169,5 @@ func indexThread(ctx context.Context, kv jetstream.KeyValue, key string) error {
 	return errConflict
 }
 
-// maxIndexTries bounds the writes of a user's thread index that other nodes' writes overtake.
+// maxIndexTries bounds the writes of a user's index that other nodes' writes overtake.
 const maxIndexTries = 16

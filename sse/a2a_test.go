@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/eventsd/eventsd/agentrt"
+	"github.com/eventsd/eventsd/auth"
 	"github.com/eventsd/eventsd/bus"
 	sseclient "github.com/eventsd/eventsd/client"
 	"github.com/eventsd/eventsd/event"
@@ -255,8 +258,10 @@ func TestA2AInputRequired(t *testing.T) {
 		t.Fatalf("continued stream: %s", w)
 	}
 	testplane.AwaitTaskView(t, p.js, "alice", id, p.seqOf(t, got[len(got)-1].cursor))
-	if ans := p.call(t, "alice", sendBody("SendMessage", 4, "and more", id)); ans.Error == nil || ans.Error.Code != -32004 {
-		t.Fatalf("a message to a finished task: %+v, want UnsupportedOperation", ans)
+	for _, method := range []string{"SendMessage", "SendStreamingMessage"} { // answered before any stream
+		if ans := p.call(t, "alice", sendBody(method, 4, "and more", id)); ans.Error == nil || ans.Error.Code != -32004 {
+			t.Fatalf("%s to a finished task: %+v, want UnsupportedOperation", method, ans)
+		}
 	}
 	ans := p.call(t, "alice", fmt.Sprintf(`{"jsonrpc":"2.0","id":5,"method":"GetTask","params":{"id":%q}}`, id))
 	if h := ans.Result.Task.History; len(h) != 3 || h[0].Role != tasks.RoleUser || h[1].Role != tasks.RoleAgent || h[2].Role != tasks.RoleUser {
@@ -468,5 +473,101 @@ func BenchmarkSendStreamingMessage(b *testing.B) {
 		if got := collect(b, p.stream(b, "alice", sendBody("SendStreamingMessage", 1, "hi", ""), nil), 1); len(got) != 4 {
 			b.Fatalf("stream: %s", whats(got))
 		}
+	}
+}
+
+// TestA2AConcurrentContinuations: of two messages that continue a waiting task at once, one
+// continues it and the other is refused; the one that continued it runs.
+func TestA2AConcurrentContinuations(t *testing.T) {
+	p := newPlane(t, sse.Config{})
+	p.taskRuntime(t, agentrt.Config{}, echoTask)
+	got := collect(t, p.stream(t, "alice", sendBody("SendStreamingMessage", 1, "?", ""), nil), 1)
+	id := got[0].Result.Response.Task.ID
+	answers := make(chan rpcAnswer, 2)
+	for _, text := range []string{"A", "B"} {
+		go func() {
+			body := strings.Replace(sendBody("SendMessage", 2, text, id), `"configuration":{}`, `"configuration":{"returnImmediately":true}`, 1)
+			resp := p.a2aPost(t, "alice", body, nil)
+			var ans rpcAnswer
+			_ = json.NewDecoder(resp.Body).Decode(&ans)
+			answers <- ans
+		}()
+	}
+	a, b := <-answers, <-answers
+	if (a.Error == nil) == (b.Error == nil) || a.Error != nil && a.Error.Code != -32004 || b.Error != nil && b.Error.Code != -32004 {
+		t.Fatalf("answers %+v and %+v, want one task and one UnsupportedOperation", a, b)
+	}
+	p.awaitDone(t, "alice", id)
+	done := p.call(t, "alice", fmt.Sprintf(`{"jsonrpc":"2.0","id":3,"method":"GetTask","params":{"id":%q}}`, id))
+	task := done.Result.Task
+	if task.Status.State != tasks.StateCompleted || len(task.Artifacts) != 1 || len(task.History) != 3 {
+		t.Fatalf("the continued task: %+v, want it completed with one answer echoed", task)
+	}
+}
+
+// awaitDone waits for a task of user to be done: a SubscribeToTask that streams, to its end,
+// until one is refused.
+func (p *plane) awaitDone(t *testing.T, user, id string) {
+	t.Helper()
+	body := fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"SubscribeToTask","params":{"id":%q}}`, id)
+	for {
+		resp := p.a2aPost(t, user, body, nil)
+		if resp.Header.Get("Content-Type") != "text/event-stream" {
+			var ans rpcAnswer
+			decode(t, resp, &ans)
+			if ans.Error == nil || ans.Error.Code != -32004 {
+				t.Fatalf("subscribing to %s: %+v", id, ans)
+			}
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body) // the task goes on to its end, or its next wait
+	}
+}
+
+// TestA2AStoppedBeforeARuntime: a message no runtime has taken when its eventsd stops ends its
+// task in TASK_STATE_FAILED, rather than leave it submitted for ever; a SendMessage waiting
+// for it is answered with an error.
+func TestA2AStoppedBeforeARuntime(t *testing.T) {
+	p := newPlane(t, sse.Config{})
+	h, err := sse.NewHandler(sse.Config{Broker: p.bus, Verifier: auth.NewVerifier(testplane.Secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	post := func(body string) <-chan rpcAnswer {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/a2a/echo", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token(t, "alice"))
+		req.Header.Set("Content-Type", "application/json")
+		out := make(chan rpcAnswer, 1)
+		go func() {
+			var ans rpcAnswer
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				_ = json.NewDecoder(resp.Body).Decode(&ans)
+				resp.Body.Close()
+			}
+			out <- ans
+		}()
+		return out
+	}
+	immediate := strings.Replace(sendBody("SendMessage", 1, "hi", ""), `"configuration":{}`, `"configuration":{"returnImmediately":true}`, 1)
+	ans := <-post(immediate)
+	if ans.Error != nil || ans.Result.Response.Task == nil {
+		t.Fatalf("SendMessage: %+v, want the submitted task", ans)
+	}
+	id := ans.Result.Response.Task.ID
+	testplane.AwaitTaskView(t, p.js, "alice", id, 1)
+	waiting := post(sendBody("SendMessage", 2, "hi", ""))
+	_, _, err = p.bus.TaskView(ctxFor(t), "alice", id) // the second message is stored meanwhile
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	if ans := <-waiting; ans.Error == nil || ans.Error.Code != -32603 {
+		t.Errorf("the waiting SendMessage: %+v, want an internal error saying eventsd stops", ans)
+	}
+	view, _, err := p.bus.TaskView(ctxFor(t), "alice", id)
+	if err != nil || view.Task.Status.State != tasks.StateFailed {
+		t.Fatalf("the task after its eventsd stopped: %+v %v, want failed", view, err)
 	}
 }

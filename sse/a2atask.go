@@ -3,6 +3,8 @@ package sse
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +51,7 @@ func (h *Handler) subscribeToTask(w http.ResponseWriter, r *http.Request, c a2aC
 		return
 	}
 	defer tf.close()
+	tf.begin(w, r)
 	if resumed {
 		tf.follow(r.Context())
 		return
@@ -59,8 +62,8 @@ func (h *Handler) subscribeToTask(w http.ResponseWriter, r *http.Request, c a2aC
 	}
 }
 
-// openTask opens the feed of the caller's A2A events from after cursor, and the answer's SSE
-// stream, for a follower of the task whose view is view; false when it answered an error.
+// openTask opens the feed of the caller's A2A events from after cursor, for a follower of the
+// task whose view is view; false when it answered an error.
 func (h *Handler) openTask(w http.ResponseWriter, r *http.Request, c a2aCall, view tasks.View, from routing.Cursor) (*taskFollower, bool) {
 	if !h.admit(w, c.id.User) {
 		return nil, false
@@ -69,36 +72,59 @@ func (h *Handler) openTask(w http.ResponseWriter, r *http.Request, c a2aCall, vi
 	if from.Seq > 0 {
 		sub.Cursor = &from
 	}
-	f, err := h.subscribe(r.Context(), sub)
+	// The feed may outlast this request (a task followed on after its client left); until it is
+	// open, the client leaving ends it.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	leaving := context.AfterFunc(r.Context(), cancel)
+	f, err := h.subscribe(ctx, sub)
+	if err == nil && !leaving() {
+		f.Close()
+		err = r.Context().Err()
+	}
 	if err != nil {
+		cancel()
 		h.conns.add(c.id.User, -1)
 		writeRPC(w, c.req.ID, nil, &rpcError{rpcInternal, err.Error()})
 		return nil, false
 	}
-	tf := &taskFollower{h: h, user: c.id.User, reqID: c.req.ID, view: view, f: f}
-	if isStreaming(c.req.Method) {
-		streamHeaders(w.Header())
-		w.WriteHeader(http.StatusOK)
-		tf.out = &heldWriter{w: w, rc: http.NewResponseController(w), left: r.Context().Done()}
-	}
-	return tf, true
+	return &taskFollower{h: h, user: c.id.User, reqID: c.req.ID, method: c.req.Method, view: view, f: f, stop: cancel}, true
+}
+
+// begin starts the answer's SSE stream, for the streaming methods.
+func (tf *taskFollower) begin(w http.ResponseWriter, r *http.Request) {
+	streamHeaders(w.Header())
+	w.WriteHeader(http.StatusOK)
+	tf.out = &heldWriter{w: w, rc: http.NewResponseController(w), left: r.Context().Done()}
 }
 
 func isStreaming(method string) bool { return method != "SendMessage" }
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
 
 // taskFollower follows one task of a user through the user's A2A events, and writes its stream
 // responses to an SSE stream (out; none for a SendMessage, which answers the task at the end).
 // With a run, it also follows the message's run: a run that eventsd ends (no runtime, runtime
 // lost, past --max-run-duration) ends the task in TASK_STATE_FAILED.
 type taskFollower struct {
-	h     *Handler
-	user  string
-	reqID json.RawMessage
-	view  tasks.View
-	f     feed
-	out   wire // nil: nothing is written
-	run   *bus.Run
-	req   bus.RunRequest
+	h      *Handler
+	user   string
+	reqID  json.RawMessage
+	method string
+	view   tasks.View
+	f      feed
+	out    wire // nil: nothing is written
+	run    *bus.Run
+	req    bus.RunRequest
+	after  uint64             // the message's first event: the task settles only from there on
+	stop   context.CancelFunc // ends the feed's context
 }
 
 // close closes the feed, stops following the run, and gives the user's stream back.
@@ -107,6 +133,7 @@ func (tf *taskFollower) close() {
 		_ = tf.run.Close()
 	}
 	tf.f.Close()
+	tf.stop()
 	tf.h.conns.add(tf.user, -1)
 }
 
@@ -150,8 +177,11 @@ func (tf *taskFollower) follow(ctx context.Context) string {
 				tf.run.End(errRunTimeout) // its runtime stops at its next keep-alive
 			}
 		case <-ended:
-			ended, grace = nil, time.After(runEndGrace)
-			if why, ok := tf.h.taskFailure(tf.req, tf.run.Err()); ok && !tf.h.publishTaskEnd(tf.req, why) {
+			ended = nil
+			why, failed := tf.h.taskFailure(tf.req, tf.run.Err())
+			if !failed {
+				grace = time.After(runEndGrace) // its runtime ended it: the task's state is on its way
+			} else if !tf.h.publishTaskEnd(tf.req, why) {
 				tf.fail(why)
 				return taskLost
 			}
@@ -167,6 +197,11 @@ func (tf *taskFollower) follow(ctx context.Context) string {
 		case <-ctx.Done():
 			return taskClient
 		case <-tf.h.done:
+			if tf.run != nil && !isClosed(tf.run.Taken()) {
+				// Its request goes with this node: the task ends here, not in a queue no node
+				// answers for.
+				tf.h.publishTaskEnd(tf.req, "eventsd stopped before a runtime of the agent took the message")
+			}
 			return taskStopped
 		}
 	}
@@ -184,9 +219,16 @@ func (tf *taskFollower) apply(evs []bus.Event) string {
 		if tf.send(ev.Cursor, resp) != nil {
 			return taskClient
 		}
-		if st := tf.view.Task.Status.State; tasks.Terminal(st) || tasks.Interrupted(st) {
-			return taskSettled
+		st := tf.view.Task.Status.State
+		if ev.Cursor.Seq < tf.after || !tasks.Terminal(st) && !tasks.Interrupted(st) {
+			continue
 		}
+		if tf.run != nil && st == tasks.StateCanceled {
+			// Cancelled while no runtime listened for it (one may have just taken it): a
+			// runtime on it hears at its next keep-alive that it is to stop.
+			tf.run.End(errTaskOver)
+		}
+		return taskSettled
 	}
 	return ""
 }
@@ -216,10 +258,13 @@ func (tf *taskFollower) write(b []byte) error {
 	return writeWithin(tf.out, tf.h.cfg.WriteTimeout, b)
 }
 
+// errTaskOver ends the run of a message whose task is done.
+var errTaskOver = errors.New("sse: the task is over")
+
 // taskFailure says why a task whose message's run failed with err (bus.Run.Err) failed; false
 // for a run its runtime ended, whose last event is on its way.
 func (h *Handler) taskFailure(req bus.RunRequest, err error) (string, bool) {
-	if err == nil {
+	if err == nil || errors.Is(err, errTaskOver) {
 		return "", false
 	}
 	end, _ := h.runFailure(req, err)
@@ -232,7 +277,7 @@ func (h *Handler) publishTaskEnd(req bus.RunRequest, why string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.WriteTimeout)
 	defer cancel()
 	ev := event.TaskStatusUpdate{State: tasks.StateFailed, Message: tasks.AgentText(why)}
-	if _, err := h.cfg.Broker.PublishTaskEvent(ctx, req.User, req.ThreadID, req.RunID, ev); err != nil {
+	if _, err := h.cfg.Broker.PublishTaskEvent(ctx, req.User, req.ThreadID, req.RunID, ev, ""); err != nil {
 		h.log.Warn("publishing the end of a task", "user", req.User, "task", req.RunID, "err", err)
 		return false
 	}
@@ -431,16 +476,30 @@ func (h *Handler) taskFor(ctx context.Context, c a2aCall, m userMessage) (tasks.
 // startTask stores the message's first event, then the message on the agent's tasks queue;
 // the follower follows its run from then on. A message the queue refuses ends its task in
 // TASK_STATE_FAILED.
+//
+// Of two messages that continue one task at once, one does: the first event of a continuation
+// is de-duplicated by the task and the view it was checked against, so the other is a duplicate
+// and is refused.
 func (h *Handler) startTask(ctx context.Context, tf *taskFollower, req bus.RunRequest, first event.Event) *rpcError {
-	if _, err := h.cfg.Broker.PublishTaskEvent(ctx, req.User, req.ThreadID, req.RunID, first); err != nil {
-		return &rpcError{rpcInternal, err.Error()}
+	msgID := ""
+	if tf.view.Seq > 0 { // a continuation
+		sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%d\x00%d", req.User, req.RunID, tf.view.Epoch, tf.view.Seq))
+		msgID = "continue-" + hex.EncodeToString(sum[:16])
 	}
+	ack, err := h.cfg.Broker.PublishTaskEvent(ctx, req.User, req.ThreadID, req.RunID, first, msgID)
+	switch {
+	case err != nil:
+		return &rpcError{rpcInternal, err.Error()}
+	case ack.Duplicate:
+		return &rpcError{a2aUnsupported, "task " + req.RunID + " was continued by another message meanwhile"}
+	}
+	tf.after = ack.Seq
 	run, err := h.cfg.Broker.EnqueueRun(ctx, req, h.runTimeout())
-	if err != nil {
+	switch {
+	case errors.Is(err, bus.ErrRunExists):
+		return &rpcError{rpcInvalidRequest, "this message was sent already"}
+	case err != nil:
 		h.publishTaskEnd(req, "the agent's queue refused the message: "+err.Error())
-		if errors.Is(err, bus.ErrRunExists) {
-			return &rpcError{rpcInvalidRequest, "this message was sent already"}
-		}
 		return &rpcError{rpcInternal, err.Error()}
 	}
 	tf.run, tf.req = run, req
@@ -454,7 +513,8 @@ func (h *Handler) startTask(ctx context.Context, tf *taskFollower, req bus.RunRe
 func (h *Handler) answerTask(w http.ResponseWriter, r *http.Request, tf *taskFollower, from routing.Cursor, now *tasks.Task) {
 	reason := ""
 	switch {
-	case tf.out != nil:
+	case isStreaming(tf.method):
+		tf.begin(w, r)
 		if from.Seq > 0 && tf.send(from, &tasks.Response{Task: &tf.view.Task}) != nil {
 			reason = taskClient
 			break
@@ -470,6 +530,8 @@ func (h *Handler) answerTask(w http.ResponseWriter, r *http.Request, tf *taskFol
 			writeRPC(w, tf.reqID, map[string]any{"task": tf.view.Task}, nil)
 		case taskLost:
 			writeRPC(w, tf.reqID, nil, &rpcError{rpcInternal, "the task's events can no longer be followed: get it again"})
+		case taskStopped:
+			writeRPC(w, tf.reqID, nil, &rpcError{rpcInternal, "eventsd is stopping: get the task again"})
 		}
 	}
 	if reason != taskClient || !h.inBackground(func() {
@@ -505,7 +567,7 @@ func (h *Handler) cancelTask(ctx context.Context, c a2aCall) (any, *rpcError) {
 	heard, err := h.cfg.Broker.CancelTask(ctx, c.id.User, taskID)
 	if err == nil && !heard {
 		ev := event.TaskStatusUpdate{TaskID: taskID, ContextID: view.Task.ContextID, State: tasks.StateCanceled}
-		_, err = h.cfg.Broker.PublishTaskEvent(ctx, c.id.User, view.Task.ContextID, taskID, ev)
+		_, err = h.cfg.Broker.PublishTaskEvent(ctx, c.id.User, view.Task.ContextID, taskID, ev, "")
 	}
 	if err != nil {
 		return nil, &rpcError{rpcInternal, err.Error()}

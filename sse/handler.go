@@ -38,7 +38,7 @@ type Broker interface {
 	// TaskView returns the view of an A2A task of user; see bus.Bus.TaskView.
 	TaskView(ctx context.Context, user, taskID string) (*tasks.View, uint64, error)
 	// PublishTaskEvent publishes an A2A event of a task; see bus.Bus.PublishTaskEvent.
-	PublishTaskEvent(ctx context.Context, user, contextID, taskID string, ev event.Event) (bus.Ack, error)
+	PublishTaskEvent(ctx context.Context, user, contextID, taskID string, ev event.Event, msgID string) (bus.Ack, error)
 	// CancelTask asks the runtime that holds a task to cancel it; see bus.Bus.CancelTask.
 	CancelTask(ctx context.Context, user, taskID string) (bool, error)
 	// AgentDescription returns what an agent's runtimes say it does; see

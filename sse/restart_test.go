@@ -86,7 +86,7 @@ func (fakeBroker) PublishRunEvent(context.Context, string, string, string, event
 func (fakeBroker) TaskView(context.Context, string, string) (*tasks.View, uint64, error) {
 	return nil, 0, errors.New("fakeBroker: no tasks")
 }
-func (fakeBroker) PublishTaskEvent(context.Context, string, string, string, event.Event) (bus.Ack, error) {
+func (fakeBroker) PublishTaskEvent(context.Context, string, string, string, event.Event, string) (bus.Ack, error) {
 	return bus.Ack{}, errors.New("fakeBroker: no publishing")
 }
 func (fakeBroker) CancelTask(context.Context, string, string) (bool, error) {

@@ -3,8 +3,9 @@
 // stream response it stands for, once. It is pure: bus stores the views and feeds the events.
 //
 // Stored events and what they fill:
-//   - TASK_SUBMITTED: the task (id, contextId, state TASK_STATE_SUBMITTED); its input, an A2A
-//     message, opens the history. Response: the task.
+//   - TASK_SUBMITTED: the task (id, contextId, state TASK_STATE_SUBMITTED), of the agent it
+//     names; its input, an A2A message, opens the history. Response: the task. The other events
+//     of a task count only after it: a task id no TASK_SUBMITTED named has no view.
 //   - TASK_STATUS_UPDATE: status.state and status.message (the message joins the history; a
 //     user's message, which eventsd stores with the state TASK_STATE_SUBMITTED when a message
 //     continues a task, joins only the history). Response: statusUpdate.
@@ -182,11 +183,13 @@ func (v *View) apply(ev event.Event) *Response {
 	return nil
 }
 
-// ours reports whether an event of task id belongs to v.
-func (v *View) ours(id string) bool { return id != "" && id == v.Task.ID }
+// ours reports whether an event of task id belongs to v: a task submitted to an agent. Events
+// of a task never submitted make no view.
+func (v *View) ours(id string) bool { return id != "" && id == v.Task.ID && v.Agent != "" }
 
+// submitted starts the task, once, for the agent its TASK_SUBMITTED names.
 func (v *View) submitted(e event.TaskSubmitted) *Response {
-	if !v.ours(e.TaskID) {
+	if e.TaskID == "" || e.TaskID != v.Task.ID || v.Agent != "" || e.AgentName == "" {
 		return nil
 	}
 	v.Agent = e.AgentName
