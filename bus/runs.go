@@ -230,15 +230,15 @@ func encodeRequest(req RunRequest) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// runMsgID de-duplicates requests for one run of one thread, and one message of one task: a
-// hash, since ids may hold any character and a message id is a header.
+// runMsgID de-duplicates requests for one run of one thread: a hash, since ids may hold any
+// character and a message id is a header. A2A messages are not de-duplicated here: a task
+// takes many, and the node that stores one has made sure it is the one that continues it.
 func runMsgID(req RunRequest) string {
-	h := sha256.New()
-	h.Write([]byte(req.Agent + "\x00" + req.User + "\x00" + req.ThreadID + "\x00" + req.RunID))
 	if req.queue() == routing.Tasks {
-		h.Write(append([]byte{0}, req.Input...)) // a task takes many messages
+		return ""
 	}
-	return string(req.queue()) + "-" + hex.EncodeToString(h.Sum(nil)[:16])
+	h := sha256.Sum256([]byte(req.Agent + "\x00" + req.User + "\x00" + req.ThreadID + "\x00" + req.RunID))
+	return "run-" + hex.EncodeToString(h[:16])
 }
 
 // Taken is closed once a runtime has claimed the request and runs it.

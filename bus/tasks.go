@@ -79,7 +79,9 @@ func (b *Bus) StartTasks(ctx context.Context) error {
 var ErrTaskNotFound = errors.New("bus: no such task")
 
 // TaskView returns the view of a task of user, as the tasks projector has it once it has
-// caught up with the A2A stream (within a moment), and the A2A stream sequence it reflects. Another user's task, or one never seen, is ErrTaskNotFound.
+// caught up with the A2A stream (within a moment), and the A2A stream sequence it reflects:
+// every event of the task up to it, and none after. Another user's task, one never submitted,
+// or one of an earlier life of the stream, is ErrTaskNotFound.
 func (b *Bus) TaskView(ctx context.Context, user, taskID string) (*tasks.View, uint64, error) {
 	p := &b.taskViews
 	if p.kv == nil {
@@ -90,13 +92,18 @@ func (b *Bus) TaskView(ctx context.Context, user, taskID string) (*tasks.View, u
 		return nil, 0, err
 	}
 	p.catchUp(ctx)
-	epoch, applied := p.pos.position()
+	epoch, applied := p.pos.position() // before the view
 	view, _, err := p.read(ctx, threads.Key(tok, taskID), epoch)
-	if err != nil {
+	if err != nil && !errors.Is(err, errMalformedView) {
 		return nil, 0, err
 	}
-	if view.Task.ID != taskID || view.Seq == 0 {
+	if err != nil || view.Epoch != epoch || view.Task.ID != taskID || view.Seq == 0 {
 		return nil, 0, fmt.Errorf("%w: %q", ErrTaskNotFound, taskID)
+	}
+	if b.cfg.Streams.Replicas > 1 {
+		// On a replicated bucket the read may come from a replica behind the projector: from
+		// the view's own sequence, the events after it follow.
+		return view, view.Seq, nil
 	}
 	return view, max(applied, view.Seq), nil
 }

@@ -27,7 +27,9 @@ const (
 
 	a2aTaskNotFound        = -32001
 	a2aTaskNotCancelable   = -32002
+	a2aPushNotSupported    = -32003
 	a2aUnsupported         = -32004
+	a2aNoExtendedCard      = -32007
 	a2aVersionNotSupported = -32009
 )
 
@@ -136,12 +138,8 @@ func (h *Handler) serveA2A(w http.ResponseWriter, r *http.Request) {
 		writeInputError(w, err)
 		return
 	}
-	var req rpcRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		writeRPC(w, nil, nil, &rpcError{rpcParseError, "not JSON: " + err.Error()})
-		return
-	}
-	if rerr := checkRPC(r, req); rerr != nil {
+	req, rerr := readRPC(r, body)
+	if rerr != nil {
 		writeRPC(w, req.ID, nil, rerr)
 		return
 	}
@@ -151,35 +149,49 @@ func (h *Handler) serveA2A(w http.ResponseWriter, r *http.Request) {
 		result, rerr := h.getTask(r.Context(), c)
 		writeRPC(w, req.ID, result, rerr)
 	case "CancelTask":
+		if !h.admit(w, id.User) { // it follows the task for a moment, as a stream does
+			return
+		}
 		result, rerr := h.cancelTask(r.Context(), c)
+		h.conns.add(id.User, -1)
 		writeRPC(w, req.ID, result, rerr)
 	case "SubscribeToTask":
 		h.subscribeToTask(w, r, c)
 	case "SendMessage", "SendStreamingMessage":
 		h.sendMessage(w, r, c)
+	case "CreateTaskPushNotificationConfig", "GetTaskPushNotificationConfig", "ListTaskPushNotificationConfigs", "DeleteTaskPushNotificationConfig":
+		writeRPC(w, req.ID, nil, &rpcError{a2aPushNotSupported, "push notifications are not supported: subscribe to the task (SubscribeToTask)"})
+	case "GetExtendedAgentCard":
+		writeRPC(w, req.ID, nil, &rpcError{a2aNoExtendedCard, "the agent has no extended card"})
 	default:
 		writeRPC(w, req.ID, nil, &rpcError{rpcMethodNotFound, "no method " + req.Method})
 	}
 }
 
-// checkRPC checks a request's envelope and the A2A version it asks for (none: 1.0 too).
-func checkRPC(r *http.Request, req rpcRequest) *rpcError {
-	var idValue any
-	switch {
-	case req.JSONRPC != "2.0" || req.Method == "":
-		return &rpcError{rpcInvalidRequest, `want "jsonrpc":"2.0" and a method`}
-	case len(req.ID) > 0 && (json.Unmarshal(req.ID, &idValue) != nil || !validID(idValue)):
-		return &rpcError{rpcInvalidRequest, "id: want a string, a number or null"}
+// readRPC reads a request and checks its envelope and the A2A version it asks for (none: 1.0
+// too). A request it refuses as such is answered with id null.
+func readRPC(r *http.Request, body []byte) (rpcRequest, *rpcError) {
+	var req rpcRequest
+	if !json.Valid(body) {
+		return rpcRequest{}, &rpcError{rpcParseError, "not JSON"}
+	}
+	var id any
+	switch err := json.Unmarshal(body, &req); {
+	case err != nil || req.JSONRPC != "2.0" || req.Method == "":
+		return rpcRequest{}, &rpcError{rpcInvalidRequest, `want one request: an object with "jsonrpc":"2.0", a method and an id`}
+	case len(req.ID) == 0 || json.Unmarshal(req.ID, &id) != nil || !validID(id):
+		// A notification (no id) would get no answer: every A2A method has one to give.
+		return rpcRequest{}, &rpcError{rpcInvalidRequest, "id: want a string or a number"}
 	}
 	if v := r.Header.Get("A2A-Version"); v != "" && v != "1.0" && v != "1" {
-		return &rpcError{a2aVersionNotSupported, "A2A-Version " + v + ": this server speaks 1.0"}
+		return req, &rpcError{a2aVersionNotSupported, "A2A-Version " + v + ": this server speaks 1.0"}
 	}
-	return nil
+	return req, nil
 }
 
 func validID(v any) bool {
 	switch v.(type) {
-	case string, float64, nil:
+	case string, float64:
 		return true
 	}
 	return false

@@ -365,6 +365,11 @@ func TestA2AGetTask(t *testing.T) {
 		{"alice", `{"jsonrpc":"2.0","id":4,"method":"NoSuchMethod"}`, -32601},
 		{"alice", `{"id":5,"method":"GetTask"}`, -32600},
 		{"alice", `{"jsonrpc":"2.0","id":{"x":1},"method":"GetTask","params":{"id":"task1"}}`, -32600},
+		{"alice", `{"jsonrpc":"2.0","method":"GetTask","params":{"id":"task1"}}`, -32600},
+		{"alice", `[{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"task1"}}]`, -32600},
+		{"alice", `{"jsonrpc":"2.0","id":1,"method":1}`, -32600},
+		{"alice", `{"jsonrpc":"2.0","id":1,"method":"CreateTaskPushNotificationConfig","params":{}}`, -32003},
+		{"alice", `{"jsonrpc":"2.0","id":1,"method":"GetExtendedAgentCard","params":{}}`, -32007},
 		{"alice", `{`, -32700},
 	} {
 		if ans := p.call(t, tt.user, tt.body); ans.Error == nil || ans.Error.Code != tt.code {
@@ -428,7 +433,8 @@ func TestA2ASubscribeToTask(t *testing.T) {
 	testplane.AwaitTaskView(t, p.js, "alice", "task1", seq)
 	body := `{"jsonrpc":"2.0","id":7,"method":"SubscribeToTask","params":{"id":"task1"}}`
 	frames := p.stream(t, "alice", body, nil)
-	if first := <-frames; first.what() != "task TASK_STATE_SUBMITTED" || first.ID != float64(7) || first.cursor == "" {
+	first := <-frames
+	if first.what() != "task TASK_STATE_SUBMITTED" || first.ID != float64(7) || first.cursor == "" {
 		t.Fatalf("first frame %+v, want the task with id 7 and a cursor", first)
 	}
 	p.publishNATS(t, subject+"TASK_STATUS_UPDATE", `{"type":"TASK_STATUS_UPDATE","timestamp":"2026-11-30T10:00:01Z","taskId":"task1","contextId":"c1","state":"TASK_STATE_WORKING"}`)
@@ -441,9 +447,22 @@ func TestA2ASubscribeToTask(t *testing.T) {
 	if rest := whats(collect(t, frames, 7)); rest != "artifact x, status TASK_STATE_COMPLETED" {
 		t.Fatalf("then %s, want the artifact and completed, then the end", rest)
 	}
-	resumed := whats(collect(t, p.stream(t, "alice", body, map[string]string{"Last-Event-ID": working.cursor}), 7))
-	if resumed != "artifact x, status TASK_STATE_COMPLETED" {
-		t.Fatalf("resumed after working: %s, want what came after it", resumed)
+	for _, tc := range []struct{ after, cursor, want string }{
+		{"the task", first.cursor, "status TASK_STATE_WORKING, artifact x, status TASK_STATE_COMPLETED"},
+		{"working", working.cursor, "artifact x, status TASK_STATE_COMPLETED"},
+	} {
+		if got := whats(collect(t, p.stream(t, "alice", body, map[string]string{"Last-Event-ID": tc.cursor}), 7)); got != tc.want {
+			t.Fatalf("resumed after %s: %s, want %s", tc.after, got, tc.want)
+		}
+	}
+	c, err := routing.ParseCursor(working.cursor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ans rpcAnswer
+	decode(t, p.a2aPost(t, "alice", body, map[string]string{"Last-Event-ID": routing.Cursor{Seq: seq, Epoch: c.Epoch}.String()}), &ans)
+	if ans.Error == nil || ans.Error.Code != -32004 {
+		t.Fatalf("resumed after the last update of a done task: %+v, want UnsupportedOperation", ans)
 	}
 	testplane.AwaitTaskView(t, p.js, "alice", "task1", seq)
 	if ans := p.call(t, "alice", body); ans.Error == nil || ans.Error.Code != -32004 {
@@ -526,7 +545,7 @@ func (p *plane) awaitDone(t *testing.T, user, id string) {
 
 // TestA2AStoppedBeforeARuntime: a message no runtime has taken when its eventsd stops ends its
 // task in TASK_STATE_FAILED, rather than leave it submitted for ever; a SendMessage waiting
-// for it is answered with an error.
+// for it is answered with an error, and a stream ends with one, not as if the task were done.
 func TestA2AStoppedBeforeARuntime(t *testing.T) {
 	p := newPlane(t, sse.Config{})
 	h, err := sse.NewHandler(sse.Config{Broker: p.bus, Verifier: auth.NewVerifier(testplane.Secret)})
@@ -557,17 +576,96 @@ func TestA2AStoppedBeforeARuntime(t *testing.T) {
 	}
 	id := ans.Result.Response.Task.ID
 	testplane.AwaitTaskView(t, p.js, "alice", id, 1)
-	waiting := post(sendBody("SendMessage", 2, "hi", ""))
-	_, _, err = p.bus.TaskView(ctxFor(t), "alice", id) // the second message is stored meanwhile
+	feed, err := p.bus.Subscribe(ctxFor(t), routing.Subscription{Channel: routing.A2A, User: "alice"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	defer feed.Close()
+	waiting := post(sendBody("SendMessage", 2, "hi", ""))
+	for submitted := false; !submitted; { // the waiting message is stored: its handler follows it
+		ev, err := feed.Next(ctxFor(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		submitted = strings.Contains(string(ev.Data), "TASK_SUBMITTED") && !strings.Contains(string(ev.Data), id)
+	}
+	req, _ := http.NewRequestWithContext(ctxFor(t), http.MethodPost, srv.URL+"/api/v1/a2a/echo", strings.NewReader(sendBody("SendStreamingMessage", 3, "hi", "")))
+	req.Header.Set("Authorization", "Bearer "+token(t, "alice"))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	frames := sseclient.NewReader(resp.Body, 1<<20)
+	if f, err := frames.Next(); err != nil || !strings.Contains(f.Data, "TASK_STATE_SUBMITTED") {
+		t.Fatalf("the stream's first frame: %+v %v, want the submitted task", f, err)
 	}
 	h.Close()
 	if ans := <-waiting; ans.Error == nil || ans.Error.Code != -32603 {
 		t.Errorf("the waiting SendMessage: %+v, want an internal error saying eventsd stops", ans)
 	}
+	if f, err := frames.Next(); err != nil || !strings.Contains(f.Data, `"code":-32603`) || !strings.Contains(f.Data, `"id":3`) {
+		t.Errorf("the stream's last frame: %+v %v, want an error with the request's id saying eventsd stops", f, err)
+	}
 	view, _, err := p.bus.TaskView(ctxFor(t), "alice", id)
 	if err != nil || view.Task.Status.State != tasks.StateFailed {
 		t.Fatalf("the task after its eventsd stopped: %+v %v, want failed", view, err)
+	}
+}
+
+// TestA2ARetriedContinuation: a continuation sent again, the same message, continues the task
+// again: it is no duplicate that would leave the task submitted with nothing to run.
+func TestA2ARetriedContinuation(t *testing.T) {
+	p := newPlane(t, sse.Config{})
+	p.taskRuntime(t, agentrt.Config{}, echoTask)
+	got := collect(t, p.stream(t, "alice", sendBody("SendStreamingMessage", 1, "?", ""), nil), 1)
+	id := got[0].Result.Response.Task.ID
+	again := sendBody("SendMessage", 2, "?", id) // one message id: the same message twice
+	for i := range 2 {
+		if ans := p.call(t, "alice", again); ans.Error != nil || ans.Result.Response.Task.Status.State != tasks.StateInputRequired {
+			t.Fatalf("sending it the %d. time: %+v, want the task asking again", i+1, ans)
+		}
+	}
+}
+
+// cancelling is a Broker whose task reads are followed at once by a cancel of the task, as if
+// another client's CancelTask came in between.
+type cancelling struct{ *bus.Bus }
+
+func (c cancelling) TaskView(ctx context.Context, user, taskID string) (*tasks.View, uint64, error) {
+	v, at, err := c.Bus.TaskView(ctx, user, taskID)
+	if err == nil && !tasks.Terminal(v.Task.Status.State) {
+		ev := event.TaskStatusUpdate{TaskID: taskID, ContextID: v.Task.ContextID, State: tasks.StateCanceled}
+		_, err = c.Bus.PublishTaskEvent(ctx, user, v.Task.ContextID, taskID, ev, "")
+	}
+	return v, at, err
+}
+
+// TestA2AContinuationOfACancelledTask: a continuation whose task is cancelled between its check
+// and its own first event is answered with the cancelled task: it does not wait for ever.
+func TestA2AContinuationOfACancelledTask(t *testing.T) {
+	p := newPlane(t, sse.Config{})
+	p.taskRuntime(t, agentrt.Config{}, echoTask)
+	got := collect(t, p.stream(t, "alice", sendBody("SendStreamingMessage", 1, "?", ""), nil), 1)
+	id := got[0].Result.Response.Task.ID
+	h, err := sse.NewHandler(sse.Config{Broker: cancelling{p.bus}, Verifier: auth.NewVerifier(testplane.Secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	defer h.Close()
+	req, _ := http.NewRequestWithContext(ctxFor(t), http.MethodPost, srv.URL+"/api/v1/a2a/echo", strings.NewReader(sendBody("SendMessage", 2, "more", id)))
+	req.Header.Set("Authorization", "Bearer "+token(t, "alice"))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ans rpcAnswer
+	decode(t, resp, &ans)
+	if ans.Error != nil || ans.Result.Response.Task == nil || ans.Result.Response.Task.Status.State != tasks.StateCanceled {
+		t.Fatalf("the continuation: %+v, want the cancelled task", ans)
 	}
 }

@@ -35,29 +35,33 @@ func (h *Handler) subscribeToTask(w http.ResponseWriter, r *http.Request, c a2aC
 		return
 	}
 	from := routing.Cursor{Seq: at, Epoch: view.Epoch}
-	resumed := false
-	if cursor, err := routing.ParseCursor(lastEventID(r)); err == nil && cursor.Epoch == view.Epoch && cursor.Seq < view.Seq {
-		// The updates after the cursor, the task done or not. The view as of the cursor is not
-		// kept: the resumed follower starts from the task's ids alone.
-		from, resumed = cursor, true
-		*view = tasks.View{Epoch: view.Epoch, Agent: view.Agent, Task: tasks.Task{ID: view.Task.ID, ContextID: view.Task.ContextID}}
-	}
-	if st := view.Task.Status.State; !resumed && tasks.Terminal(st) {
+	st, last := view.Task.Status.State, view.Seq // the task's state, and its last update
+	cursor, err := routing.ParseCursor(lastEventID(r))
+	resumed := err == nil && cursor.Epoch == view.Epoch && cursor.Seq <= at
+	// Resumed after the task's last update, or not resumed: the task as it is decides.
+	if (!resumed || cursor.Seq >= last) && tasks.Terminal(st) {
 		writeRPC(w, c.req.ID, nil, &rpcError{a2aUnsupported, "task " + taskID + " is " + st + ": nothing more will come"})
 		return
+	}
+	if resumed {
+		// The updates after the cursor, the task done or not. The view as of the cursor is not
+		// kept: the resumed follower starts from the task's ids alone.
+		from = cursor
+		*view = tasks.View{Epoch: view.Epoch, Agent: view.Agent, Task: tasks.Task{ID: view.Task.ID, ContextID: view.Task.ContextID}}
 	}
 	tf, ok := h.openTask(w, r, c, *view, from)
 	if !ok {
 		return
 	}
-	defer tf.close()
+	defer tf.finish("")
 	tf.begin(w, r)
-	if resumed {
+	// A task that waits for the user is settled: what came before the cursor, or its task, is
+	// all there is to send.
+	switch {
+	case resumed && cursor.Seq >= last && tasks.Interrupted(st):
+	case resumed:
 		tf.follow(r.Context())
-		return
-	}
-	// A task that waits for the user is settled: its task is all there is to send.
-	if tf.send(from, &tasks.Response{Task: &view.Task}) == nil && !tasks.Interrupted(view.Task.Status.State) {
+	case tf.send(from, &tasks.Response{Task: &view.Task}) == nil && !tasks.Interrupted(st):
 		tf.follow(r.Context())
 	}
 }
@@ -127,15 +131,37 @@ type taskFollower struct {
 	stop   context.CancelFunc // ends the feed's context
 }
 
-// close closes the feed, stops following the run, and gives the user's stream back.
-func (tf *taskFollower) close() {
-	if tf.run != nil {
-		_ = tf.run.Close()
-	}
+// finish stops following the task for reason (one of the task* reasons, or "" for none): the
+// feed closes, and the user's stream is given back once the run, if any, is no longer followed.
+// A run whose feed was lost is followed on without it, so that a run eventsd ends still ends its
+// task; a run no runtime took when eventsd stops ends its task here.
+func (tf *taskFollower) finish(reason string) {
 	tf.f.Close()
 	tf.stop()
-	tf.h.conns.add(tf.user, -1)
+	release := func() { tf.h.conns.add(tf.user, -1) }
+	switch {
+	case tf.run == nil:
+		release()
+	case reason == taskLost:
+		tf.h.followRun(tf.run, release, func(err error) {
+			if why, ok := tf.h.taskFailure(tf.req, err); ok {
+				tf.h.publishTaskEnd(tf.req, why)
+			}
+		})
+	default:
+		if reason == taskStopped && !isClosed(tf.run.Taken()) {
+			// Its request goes with this node: no runtime may take it now, and its task ends
+			// here rather than wait in a queue that no node answers for.
+			tf.run.End(errStopped)
+			tf.h.publishTaskEnd(tf.req, "eventsd stopped before a runtime of the agent took the message")
+		}
+		_ = tf.run.Close()
+		release()
+	}
 }
+
+// errStopped ends the run of a message no runtime took when eventsd stops.
+var errStopped = errors.New("sse: eventsd stopped")
 
 // What ends following a task.
 const (
@@ -197,11 +223,7 @@ func (tf *taskFollower) follow(ctx context.Context) string {
 		case <-ctx.Done():
 			return taskClient
 		case <-tf.h.done:
-			if tf.run != nil && !isClosed(tf.run.Taken()) {
-				// Its request goes with this node: the task ends here, not in a queue no node
-				// answers for.
-				tf.h.publishTaskEnd(tf.req, "eventsd stopped before a runtime of the agent took the message")
-			}
+			tf.fail("eventsd is stopping: subscribe to the task again")
 			return taskStopped
 		}
 	}
@@ -219,8 +241,9 @@ func (tf *taskFollower) apply(evs []bus.Event) string {
 		if tf.send(ev.Cursor, resp) != nil {
 			return taskClient
 		}
+		// A task waits for the user from its message's first event on; it is done whenever.
 		st := tf.view.Task.Status.State
-		if ev.Cursor.Seq < tf.after || !tasks.Terminal(st) && !tasks.Interrupted(st) {
+		if !tasks.Terminal(st) && (ev.Cursor.Seq < tf.after || !tasks.Interrupted(st)) {
 			continue
 		}
 		if tf.run != nil && st == tasks.StateCanceled {
@@ -399,7 +422,7 @@ func (h *Handler) sendMessage(w http.ResponseWriter, r *http.Request, c a2aCall)
 		return
 	}
 	if rerr := h.startTask(r.Context(), tf, req, first); rerr != nil {
-		tf.close()
+		tf.finish("")
 		writeRPC(w, c.req.ID, nil, rerr)
 		return
 	}
@@ -495,10 +518,7 @@ func (h *Handler) startTask(ctx context.Context, tf *taskFollower, req bus.RunRe
 	}
 	tf.after = ack.Seq
 	run, err := h.cfg.Broker.EnqueueRun(ctx, req, h.runTimeout())
-	switch {
-	case errors.Is(err, bus.ErrRunExists):
-		return &rpcError{rpcInvalidRequest, "this message was sent already"}
-	case err != nil:
+	if err != nil {
 		h.publishTaskEnd(req, "the agent's queue refused the message: "+err.Error())
 		return &rpcError{rpcInternal, err.Error()}
 	}
@@ -534,13 +554,16 @@ func (h *Handler) answerTask(w http.ResponseWriter, r *http.Request, tf *taskFol
 			writeRPC(w, tf.reqID, nil, &rpcError{rpcInternal, "eventsd is stopping: get the task again"})
 		}
 	}
-	if reason != taskClient || !h.inBackground(func() {
-		defer tf.close()
-		tf.out = nil
-		tf.follow(context.Background())
-	}) {
-		tf.close()
+	if reason == taskClient {
+		if h.inBackground(func() {
+			tf.out = nil
+			tf.finish(tf.follow(context.Background()))
+		}) {
+			return
+		}
+		reason = taskStopped // eventsd is stopping: not followed on
 	}
+	tf.finish(reason)
 }
 
 // cancelTask answers CancelTask. The runtime that holds the task is asked to cancel it (see
