@@ -25,19 +25,12 @@ func TestTaskFromEvents(t *testing.T) {
 		{`{"type":"TASK_STATUS_UPDATE","timestamp":"2026-11-30T10:00:05Z","taskId":"task1","contextId":"c1","state":"TASK_STATE_INPUT_REQUIRED","message":{"messageId":"q1","role":"agent","parts":[{"kind":"text","text":"which one?"}]}}`, "statusUpdate"},
 		{`{"type":"INPUT_REQUIRED","timestamp":"2026-11-30T10:00:05Z","taskId":"task1","contextId":"c1","prompt":"which one?"}`, ""},
 	}
-	for i, s := range steps {
-		resp, err := v.Apply([]byte(s.event), uint64(i+1), 1)
-		if err != nil {
-			t.Fatalf("step %d: %v", i, err)
-		}
-		got := ""
-		if resp != nil {
-			b, _ := json.Marshal(resp)
-			got = strings.SplitN(strings.TrimPrefix(string(b), `{"`), `"`, 2)[0]
-		}
-		if got != s.want {
-			t.Fatalf("step %d (%.40s): response %q, want %q", i, s.event, got, s.want)
-		}
+	var events, want []string
+	for _, s := range steps {
+		events, want = append(events, s.event), append(want, s.want)
+	}
+	if got := apply(t, &v, events...); !slices.Equal(got, want) {
+		t.Fatalf("responses %q, want %q", got, want)
 	}
 	task, _ := json.Marshal(v.Task)
 	for _, want := range []string{`"state":"TASK_STATE_INPUT_REQUIRED"`, `"parts":[{"text":"Hel"},{"text":"lo"}]`,
