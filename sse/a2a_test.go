@@ -669,3 +669,27 @@ func TestA2AContinuationOfACancelledTask(t *testing.T) {
 		t.Fatalf("the continuation: %+v, want the cancelled task", ans)
 	}
 }
+
+// TestA2AStreamsCounted: an A2A answer's stream counts as one of the node's streams in the
+// metrics, closed with why it ended.
+func TestA2AStreamsCounted(t *testing.T) {
+	m := a2aClosed{reasons: make(chan string, 4)}
+	p := newPlane(t, sse.Config{Metrics: m})
+	p.taskRuntime(t, agentrt.Config{}, echoTask)
+	collect(t, p.stream(t, "alice", sendBody("SendStreamingMessage", 1, "hi", ""), nil), 1)
+	if reason := <-m.reasons; reason != "settled" {
+		t.Fatalf("closed for %q, want settled", reason)
+	}
+}
+
+// a2aClosed hands over why each A2A stream closed.
+type a2aClosed struct {
+	sse.NopMetrics
+	reasons chan string
+}
+
+func (m a2aClosed) StreamClosed(c routing.Channel, reason string) {
+	if c == routing.A2A {
+		m.reasons <- reason
+	}
+}

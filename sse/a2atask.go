@@ -57,13 +57,17 @@ func (h *Handler) subscribeToTask(w http.ResponseWriter, r *http.Request, c a2aC
 	tf.begin(w, r)
 	// A task that waits for the user is settled: what came before the cursor, or its task, is
 	// all there is to send.
+	reason := taskSettled
 	switch {
 	case resumed && cursor.Seq >= last && tasks.Interrupted(st):
 	case resumed:
-		tf.follow(r.Context())
-	case tf.send(from, &tasks.Response{Task: &view.Task}) == nil && !tasks.Interrupted(st):
-		tf.follow(r.Context())
+		reason = tf.follow(r.Context())
+	case tf.send(from, &tasks.Response{Task: &view.Task}) != nil:
+		reason = taskClient
+	case !tasks.Interrupted(st):
+		reason = tf.follow(r.Context())
 	}
+	tf.ended(reason)
 }
 
 // openTask opens the feed of the caller's A2A events from after cursor, for a follower of the
@@ -94,11 +98,19 @@ func (h *Handler) openTask(w http.ResponseWriter, r *http.Request, c a2aCall, vi
 	return &taskFollower{h: h, user: c.id.User, reqID: c.req.ID, method: c.req.Method, view: view, f: f, stop: cancel}, true
 }
 
-// begin starts the answer's SSE stream, for the streaming methods.
+// begin starts the answer's SSE stream, for the streaming methods; ended, which must follow,
+// counts and logs its end.
 func (tf *taskFollower) begin(w http.ResponseWriter, r *http.Request) {
 	streamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 	tf.out = &heldWriter{w: w, rc: http.NewResponseController(w), left: r.Context().Done()}
+	tf.started = tf.h.now()
+	tf.h.cfg.Metrics.StreamOpened(routing.A2A)
+}
+
+// ended counts and logs the end of the answer's SSE stream, for reason (a task* reason).
+func (tf *taskFollower) ended(reason string) {
+	tf.h.streamEnded(routing.Subscription{Channel: routing.A2A, User: tf.user}, tf.started, tf.sent, reason, nil)
 }
 
 func isStreaming(method string) bool { return method != "SendMessage" }
@@ -129,6 +141,9 @@ type taskFollower struct {
 	req    bus.RunRequest
 	after  uint64             // the message's first event: the task settles only from there on
 	stop   context.CancelFunc // ends the feed's context
+
+	started time.Time // when the SSE stream began
+	sent    int       // stream responses written
 }
 
 // finish stops following the task for reason (one of the task* reasons, or "" for none): the
@@ -265,6 +280,9 @@ func (tf *taskFollower) send(cursor routing.Cursor, resp *tasks.Response) error 
 	}
 	frame := append([]byte("id: "), cursor.Append(nil)...)
 	frame = append(append(append(frame, "\ndata: "...), data...), "\n\n"...)
+	if tf.out != nil {
+		tf.sent++
+	}
 	return tf.write(frame)
 }
 
@@ -535,11 +553,11 @@ func (h *Handler) answerTask(w http.ResponseWriter, r *http.Request, tf *taskFol
 	switch {
 	case isStreaming(tf.method):
 		tf.begin(w, r)
-		if from.Seq > 0 && tf.send(from, &tasks.Response{Task: &tf.view.Task}) != nil {
-			reason = taskClient
-			break
+		reason = taskClient
+		if from.Seq == 0 || tf.send(from, &tasks.Response{Task: &tf.view.Task}) == nil {
+			reason = tf.follow(r.Context())
 		}
-		reason = tf.follow(r.Context())
+		tf.ended(reason)
 	case now != nil:
 		reason = taskClient
 		writeRPC(w, tf.reqID, map[string]any{"task": now}, nil)
