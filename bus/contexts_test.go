@@ -145,33 +145,11 @@ func TestMalformedViewStartsAgain(t *testing.T) {
 func TestDeletedBucketRebuildsViews(t *testing.T) {
 	m := &skips{}
 	b, js := startWithContexts(t, bus.Config{Metrics: m})
-	ctx := testContext(t)
 	alice := watchView(t, js, "alice")
 	publish(t, b, routing.System, "alice", "CONTEXT_CREATED", `{"contextId":"a1"}`)
 	alice.await(t, func(v contexts.View) bool { return v.Contexts["a1"] != nil })
 
-	created := make(chan struct{}, 1)
-	sub, err := js.Conn().Subscribe("$JS.EVENT.ADVISORY.STREAM.CREATED.KV_"+routing.BucketContexts, func(*nats.Msg) {
-		select {
-		case created <- struct{}{}:
-		default:
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := js.Conn().Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := js.DeleteStream(ctx, "KV_"+routing.BucketContexts); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-created:
-	case <-ctx.Done():
-		t.Fatal("the bucket was not created again")
-	}
+	recreate(t, js, "KV_"+routing.BucketContexts)
 	alice = watchView(t, js, "alice")
 	alice.await(t, func(v contexts.View) bool { return v.Contexts["a1"] != nil })
 	publish(t, b, routing.System, "alice", "CONTEXT_CREATED", `{"contextId":"a2"}`)
@@ -328,6 +306,47 @@ func advisories(t *testing.T, js jetstream.JetStream, subject string) <-chan str
 		t.Fatal(err)
 	}
 	return ch
+}
+
+// recreate deletes stream and waits until it is created again: for a creation advisory
+// generated after the deletion (the stream's first creation, when the test started, may be
+// delivered late).
+func recreate(t *testing.T, js jetstream.JetStream, stream string) {
+	t.Helper()
+	created := make(chan time.Time, 16)
+	sub, err := js.Conn().Subscribe("$JS.EVENT.ADVISORY.STREAM.CREATED."+stream, func(msg *nats.Msg) {
+		var a struct {
+			Timestamp time.Time `json:"timestamp"`
+		}
+		if json.Unmarshal(msg.Data, &a) == nil {
+			select {
+			case created <- a.Timestamp:
+			default:
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := js.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t)
+	deleted := time.Now()
+	if err := js.DeleteStream(ctx, stream); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case at := <-created:
+			if at.After(deleted) {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s was not created again", stream)
+		}
+	}
 }
 
 // TestFullBucketDropsLeastRecentViews: the CONTEXTS bucket holds at most the streams' byte
@@ -660,7 +679,6 @@ func storedView(t *testing.T, js jetstream.JetStream, user string) contexts.View
 func TestRecreatedBucketUnderLoad(t *testing.T) {
 	m := &skips{}
 	b, js := startWithContexts(t, bus.Config{Metrics: m})
-	ctx := testContext(t)
 	const users = 40
 	user := func(i int) string { return fmt.Sprintf("u%02d", i) }
 	for i := range users {
@@ -669,18 +687,10 @@ func TestRecreatedBucketUnderLoad(t *testing.T) {
 	last := watchView(t, js, user(users-1))
 	last.await(t, func(v contexts.View) bool { return v.Contexts["old"] != nil })
 
-	created := advisories(t, js, "$JS.EVENT.ADVISORY.STREAM.CREATED.KV_"+routing.BucketContexts)
 	load := startLoad(t, b, users, user)
 	// Events flowing, the bucket goes; it comes back, and more events follow.
 	load.await(t, users)
-	if err := js.DeleteStream(ctx, "KV_"+routing.BucketContexts); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-created:
-	case <-ctx.Done():
-		t.Fatal("the bucket was not created again")
-	}
+	recreate(t, js, "KV_"+routing.BucketContexts)
 	load.await(t, load.await(t, 0)+4*users)
 	load.halt()
 
