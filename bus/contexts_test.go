@@ -149,7 +149,7 @@ func TestDeletedBucketRebuildsViews(t *testing.T) {
 	publish(t, b, routing.System, "alice", "CONTEXT_CREATED", `{"contextId":"a1"}`)
 	alice.await(t, func(v contexts.View) bool { return v.Contexts["a1"] != nil })
 
-	recreate(t, js, "KV_"+routing.BucketContexts)
+	recreate(t, js, "KV_"+routing.BucketContexts, "CREATED")
 	alice = watchView(t, js, "alice")
 	alice.await(t, func(v contexts.View) bool { return v.Contexts["a1"] != nil })
 	publish(t, b, routing.System, "alice", "CONTEXT_CREATED", `{"contextId":"a2"}`)
@@ -288,33 +288,13 @@ func TestFloodDoesNotHoldBackOthers(t *testing.T) {
 	}
 }
 
-// advisories counts JetStream's advisories on subject, from now until the test ends.
-func advisories(t *testing.T, js jetstream.JetStream, subject string) <-chan struct{} {
-	t.Helper()
-	ch := make(chan struct{}, 16)
-	sub, err := js.Conn().Subscribe(subject, func(*nats.Msg) {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	if err := js.Conn().Flush(); err != nil {
-		t.Fatal(err)
-	}
-	return ch
-}
-
-// recreate deletes stream and waits until it is created again: for a creation advisory
-// generated after the deletion (the stream's first creation, when the test started, may be
-// delivered late).
-func recreate(t *testing.T, js jetstream.JetStream, stream string) {
+// recreate deletes stream and waits until it is created again (action "CREATED"), or created
+// and updated ("UPDATED"): for such an advisory generated after the deletion (those of the
+// stream's first creation, when the test started, may be delivered late).
+func recreate(t *testing.T, js jetstream.JetStream, stream, action string) {
 	t.Helper()
 	created := make(chan time.Time, 16)
-	sub, err := js.Conn().Subscribe("$JS.EVENT.ADVISORY.STREAM.CREATED."+stream, func(msg *nats.Msg) {
+	sub, err := js.Conn().Subscribe("$JS.EVENT.ADVISORY.STREAM."+action+"."+stream, func(msg *nats.Msg) {
 		var a struct {
 			Timestamp time.Time `json:"timestamp"`
 		}
@@ -395,15 +375,7 @@ func TestFullBucketDropsLeastRecentViews(t *testing.T) {
 	checkDroppedViewRebuilt(t, b, js, user(0), ctrl)
 
 	// Deleted, the bucket is created again, then set to drop its oldest views.
-	updated := advisories(t, js, "$JS.EVENT.ADVISORY.STREAM.UPDATED.KV_"+routing.BucketContexts)
-	if err := js.DeleteStream(ctx, "KV_"+routing.BucketContexts); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-updated:
-	case <-ctx.Done():
-		t.Fatal("the bucket was not created again and updated")
-	}
+	recreate(t, js, "KV_"+routing.BucketContexts, "UPDATED")
 	checkBucket(t, js, limit, "recreated")
 	alice := watchView(t, js, "alice")
 	publish(t, b, routing.System, "alice", "CONTEXT_CREATED", `{"contextId":"a1"}`)
@@ -690,7 +662,7 @@ func TestRecreatedBucketUnderLoad(t *testing.T) {
 	load := startLoad(t, b, users, user)
 	// Events flowing, the bucket goes; it comes back, and more events follow.
 	load.await(t, users)
-	recreate(t, js, "KV_"+routing.BucketContexts)
+	recreate(t, js, "KV_"+routing.BucketContexts, "CREATED")
 	load.await(t, load.await(t, 0)+4*users)
 	load.halt()
 
