@@ -128,16 +128,11 @@ func (t *Task) end(err error, stopping, canceled bool) event.Event {
 	case canceled:
 		return event.TaskStatusUpdate{State: tasks.StateCanceled}
 	case err != nil && stopping:
-		return failed("the agent's runtime stopped")
+		return tasks.Failed("the agent's runtime stopped")
 	case err != nil:
-		return failed(err.Error())
+		return tasks.Failed(err.Error())
 	case t.settled():
 		return nil
 	}
 	return event.TaskStatusUpdate{State: tasks.StateCompleted}
-}
-
-// failed is a TASK_STATE_FAILED update with an agent message saying why.
-func failed(why string) event.TaskStatusUpdate {
-	return event.TaskStatusUpdate{State: tasks.StateFailed, Message: tasks.AgentText(why)}
 }

@@ -70,8 +70,7 @@ func attributeTask(ev event.Event, contextID, taskID string) (event.Event, error
 
 // failTask ends the task of req in TASK_STATE_FAILED, with an agent message saying why.
 func (b *Bus) failTask(ctx context.Context, req RunRequest, why string) {
-	ev := event.TaskStatusUpdate{State: tasks.StateFailed, Message: tasks.AgentText(why)}
-	if _, err := b.PublishTaskEvent(ctx, req.User, req.ThreadID, req.RunID, ev, ""); err != nil {
+	if _, err := b.PublishTaskEvent(ctx, req.User, req.ThreadID, req.RunID, tasks.Failed(why), ""); err != nil {
 		b.log.Warn("failing a task", "task", req.RunID, "err", err)
 	}
 }

@@ -317,8 +317,7 @@ func (h *Handler) taskFailure(req bus.RunRequest, err error) (string, bool) {
 func (h *Handler) publishTaskEnd(req bus.RunRequest, why string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.WriteTimeout)
 	defer cancel()
-	ev := event.TaskStatusUpdate{State: tasks.StateFailed, Message: tasks.AgentText(why)}
-	if _, err := h.cfg.Broker.PublishTaskEvent(ctx, req.User, req.ThreadID, req.RunID, ev, ""); err != nil {
+	if _, err := h.cfg.Broker.PublishTaskEvent(ctx, req.User, req.ThreadID, req.RunID, tasks.Failed(why), ""); err != nil {
 		h.log.Warn("publishing the end of a task", "user", req.User, "task", req.RunID, "err", err)
 		return false
 	}

@@ -362,6 +362,11 @@ func messageText(m Message) string {
 	return string(b)
 }
 
+// Failed is the update that ends a task in TASK_STATE_FAILED, with an agent message saying why.
+func Failed(why string) event.TaskStatusUpdate {
+	return event.TaskStatusUpdate{State: StateFailed, Message: AgentText(why)}
+}
+
 // AgentText is an agent message of one text part, with a new message id, as a stored event's
 // message field holds it.
 func AgentText(text string) json.RawMessage {
