@@ -106,8 +106,6 @@ func (r RunRequest) subject() (string, error) {
 	switch {
 	case err != nil:
 		return "", err
-	case r.queue() != routing.Runs && r.queue() != routing.Tasks:
-		return "", fmt.Errorf("%w: no queue %q", ErrInvalidRun, r.Queue)
 	case r.ThreadID == "" || r.RunID == "":
 		return "", fmt.Errorf("%w: want a thread id and a run id", ErrInvalidRun)
 	case len(r.ThreadID) > MaxRunIDLen || len(r.RunID) > MaxRunIDLen:
@@ -476,14 +474,11 @@ type RunQueue struct {
 // is not there (or updating it to cfg).
 func (b *Bus) RunQueue(ctx context.Context, agent string, cfg QueueConfig) (*RunQueue, error) {
 	queue := cmp.Or(cfg.Queue, routing.Runs)
-	if queue != routing.Runs && queue != routing.Tasks {
-		return nil, fmt.Errorf("%w: no queue %q", ErrInvalidRun, queue)
-	}
 	name, err := queue.Consumer(agent)
 	if err != nil {
 		return nil, err
 	}
-	filter, _ := queue.Filter(agent) // Consumer checked the agent
+	filter, _ := queue.Filter(agent) // Consumer checked the queue and the agent
 	cfg.AckWait = clampAckWait(cfg.AckWait)
 	q := &RunQueue{b: b, agent: agent, queue: queue, config: jetstream.ConsumerConfig{
 		Durable:       name,

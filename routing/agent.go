@@ -33,10 +33,21 @@ const (
 	Tasks Queue = "tasks"
 )
 
+// ErrInvalidQueue is returned for a Queue that is neither Runs nor Tasks.
+var ErrInvalidQueue = errors.New("routing: no such work queue")
+
+// check checks the queue and the agent.
+func (q Queue) check(agent string) error {
+	if q != Runs && q != Tasks {
+		return fmt.Errorf("%w %q", ErrInvalidQueue, q)
+	}
+	return ValidateAgent(agent)
+}
+
 // Subject returns the subject a request of user for agent is stored on in the RUNS stream:
 // <queue>.<agent>.<user token>.
 func (q Queue) Subject(agent, user string) (string, error) {
-	if err := ValidateAgent(agent); err != nil {
+	if err := q.check(agent); err != nil {
 		return "", err
 	}
 	tok, err := UserToken(user)
@@ -49,7 +60,7 @@ func (q Queue) Subject(agent, user string) (string, error) {
 // Filter returns the subject filter that selects every request of the queue for agent,
 // whoever made it: <queue>.<agent>.*.
 func (q Queue) Filter(agent string) (string, error) {
-	if err := ValidateAgent(agent); err != nil {
+	if err := q.check(agent); err != nil {
 		return "", err
 	}
 	return string(q) + "." + agent + ".*", nil
@@ -58,7 +69,7 @@ func (q Queue) Filter(agent string) (string, error) {
 // Consumer returns the name of the durable consumer of the RUNS stream that every runtime of
 // agent shares for the queue, so that each request goes to one of them: <queue>-<agent>.
 func (q Queue) Consumer(agent string) (string, error) {
-	if err := ValidateAgent(agent); err != nil {
+	if err := q.check(agent); err != nil {
 		return "", err
 	}
 	return string(q) + "-" + agent, nil

@@ -77,6 +77,9 @@ func TestQueueNamesReject(t *testing.T) {
 	if got, err := Tasks.Consumer(""); !errors.Is(err, ErrInvalidAgent) {
 		t.Errorf("Consumer(%q) = %q, %v, want ErrInvalidAgent", "", got, err)
 	}
+	if got, err := Queue("jobs").Subject("echo", "alice"); !errors.Is(err, ErrInvalidQueue) {
+		t.Errorf("jobs.Subject = %q, %v, want ErrInvalidQueue", got, err)
+	}
 }
 
 // TestRunsStream: RUNS is a work queue that captures exactly runs.<agent>.<user token> and

@@ -363,7 +363,7 @@ func statusOf(err error) int {
 	case errors.Is(err, bus.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, bus.ErrCursorAhead), errors.Is(err, routing.ErrInvalidCursor),
-		errors.Is(err, bus.ErrInvalidRun), errors.Is(err, routing.ErrInvalidAgent),
+		errors.Is(err, bus.ErrInvalidRun), errors.Is(err, routing.ErrInvalidAgent), errors.Is(err, routing.ErrInvalidQueue),
 		errors.Is(err, routing.ErrInvalidType), errors.Is(err, routing.ErrInvalidUser),
 		errors.Is(err, routing.ErrUnknownChannel):
 		return http.StatusBadRequest
