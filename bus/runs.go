@@ -262,6 +262,18 @@ func (r *Run) End(err error) {
 	r.end(err)
 }
 
+// EndIfWaiting ends the run with err if no runtime has taken it (none will), and reports
+// whether it did.
+func (r *Run) EndIfWaiting(err error) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state != runWaiting {
+		return false
+	}
+	r.end(err)
+	return true
+}
+
 // Close stops following the run. A request that no runtime took is removed from the queue, and
 // a runtime that claims it later is refused; a runtime running it goes on (its keep-alives no
 // longer reach this node) and ends the run as usual, unless the node ended it: that runtime is

@@ -115,16 +115,6 @@ func (tf *taskFollower) ended(reason string) {
 
 func isStreaming(method string) bool { return method != "SendMessage" }
 
-// isClosed reports whether ch is closed.
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
 // taskFollower follows one task of a user through the user's A2A events, and writes its stream
 // responses to an SSE stream (out; none for a SendMessage, which answers the task at the end).
 // With a run, it also follows the message's run: a run that eventsd ends (no runtime, runtime
@@ -164,10 +154,9 @@ func (tf *taskFollower) finish(reason string) {
 			}
 		})
 	default:
-		if reason == taskStopped && !isClosed(tf.run.Taken()) {
+		if reason == taskStopped && tf.run.EndIfWaiting(errStopped) {
 			// Its request goes with this node: no runtime may take it now, and its task ends
 			// here rather than wait in a queue that no node answers for.
-			tf.run.End(errStopped)
 			tf.h.publishTaskEnd(tf.req, "eventsd stopped before a runtime of the agent took the message")
 		}
 		_ = tf.run.Close()
