@@ -176,6 +176,7 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	b := &Bus{cfg: cfg, log: log, creating: make(chan struct{}, cfg.MaxCreating), feeds: map[*Feed]struct{}{},
+		agents: agentList{turn: make(chan struct{}, 1)},
 		shared: sharedFeeds{feeds: map[string]*sharedFeed{}, starting: map[string]chan struct{}{}}}
 	authOpts, err := cfg.Auth.Options()
 	if err != nil {

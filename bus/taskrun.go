@@ -131,7 +131,6 @@ const agentsFresh = time.Second
 // read, or why they could not be: cards are asked for by anyone, so the server is asked at
 // most once per agentsFresh, by one caller while the others wait, within their contexts.
 type agentList struct {
-	once  sync.Once
 	turn  chan struct{} // holds one token: the caller that may read or refresh the list
 	read  time.Time
 	names map[string]string // consumer name: description
@@ -147,7 +146,6 @@ func (b *Bus) AgentDescription(ctx context.Context, queue routing.Queue, agent s
 		return "", err
 	}
 	l := &b.agents
-	l.once.Do(func() { l.turn = make(chan struct{}, 1) })
 	select {
 	case l.turn <- struct{}{}:
 		defer func() { <-l.turn }()
