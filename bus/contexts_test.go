@@ -149,7 +149,7 @@ func TestDeletedBucketRebuildsViews(t *testing.T) {
 	publish(t, b, routing.System, "alice", "CONTEXT_CREATED", `{"contextId":"a1"}`)
 	alice.await(t, func(v contexts.View) bool { return v.Contexts["a1"] != nil })
 
-	recreate(t, js, "KV_"+routing.BucketContexts, "CREATED")
+	recreate(t, js, "KV_"+routing.BucketContexts)
 	alice = watchView(t, js, "alice")
 	alice.await(t, func(v contexts.View) bool { return v.Contexts["a1"] != nil })
 	publish(t, b, routing.System, "alice", "CONTEXT_CREATED", `{"contextId":"a2"}`)
@@ -288,13 +288,14 @@ func TestFloodDoesNotHoldBackOthers(t *testing.T) {
 	}
 }
 
-// recreate deletes stream and waits until it is created again (action "CREATED"), or created
-// and updated ("UPDATED"): for such an advisory generated after the deletion (those of the
-// stream's first creation, when the test started, may be delivered late).
-func recreate(t *testing.T, js jetstream.JetStream, stream, action string) {
+// recreate deletes a view bucket's stream and waits until eventsd has created it again and set
+// it to drop its oldest views: for an update advisory generated after the deletion. Not the
+// creation advisory: the server sends it before the stream can be looked up. And not the first
+// one delivered: those of the bucket's first creation, when the test started, may come late.
+func recreate(t *testing.T, js jetstream.JetStream, stream string) {
 	t.Helper()
 	created := make(chan time.Time, 16)
-	sub, err := js.Conn().Subscribe("$JS.EVENT.ADVISORY.STREAM."+action+"."+stream, func(msg *nats.Msg) {
+	sub, err := js.Conn().Subscribe("$JS.EVENT.ADVISORY.STREAM.UPDATED."+stream, func(msg *nats.Msg) {
 		var a struct {
 			Timestamp time.Time `json:"timestamp"`
 		}
@@ -375,7 +376,7 @@ func TestFullBucketDropsLeastRecentViews(t *testing.T) {
 	checkDroppedViewRebuilt(t, b, js, user(0), ctrl)
 
 	// Deleted, the bucket is created again, then set to drop its oldest views.
-	recreate(t, js, "KV_"+routing.BucketContexts, "UPDATED")
+	recreate(t, js, "KV_"+routing.BucketContexts)
 	checkBucket(t, js, limit, "recreated")
 	alice := watchView(t, js, "alice")
 	publish(t, b, routing.System, "alice", "CONTEXT_CREATED", `{"contextId":"a1"}`)
@@ -662,7 +663,7 @@ func TestRecreatedBucketUnderLoad(t *testing.T) {
 	load := startLoad(t, b, users, user)
 	// Events flowing, the bucket goes; it comes back, and more events follow.
 	load.await(t, users)
-	recreate(t, js, "KV_"+routing.BucketContexts, "CREATED")
+	recreate(t, js, "KV_"+routing.BucketContexts)
 	load.await(t, load.await(t, 0)+4*users)
 	load.halt()
 
