@@ -212,9 +212,16 @@ func bucket(t *testing.T, js jetstream.JetStream) jetstream.KeyValue {
 	return kv
 }
 
+// viewWait bounds a wait for a view: a deadline for a test that would otherwise hang, not a
+// measure. The projector's pace under the race detector on a busy machine varies widely (2-14 s
+// for TestFloodDoesNotHoldBackOthers on 2 cores).
+const viewWait = time.Minute
+
+// watchView watches user's view in the CONTEXTS bucket, for viewWait.
 func watchView(t *testing.T, js jetstream.JetStream, user string) viewWatch {
 	t.Helper()
-	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(context.Background(), viewWait)
+	t.Cleanup(cancel)
 	kv := bucket(t, js)
 	key, err := contexts.Key(user)
 	if err != nil {
@@ -232,7 +239,7 @@ func watchView(t *testing.T, js jetstream.JetStream, user string) viewWatch {
 // await waits for a stored view that satisfies ok.
 func (vw viewWatch) await(t *testing.T, ok func(contexts.View) bool) contexts.View {
 	t.Helper()
-	timeout := time.After(15 * time.Second)
+	timeout := time.After(viewWait)
 	for {
 		select {
 		case e := <-vw.w.Updates():
